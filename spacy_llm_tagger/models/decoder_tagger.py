@@ -159,12 +159,12 @@ def get_decoder(model: Model) -> LoadedDecoder:
 
 def init(model: Model, X: Optional[InT] = None, Y: Optional[Any] = None) -> None:
     """Load the pretrained base model and attach fresh adapters and head."""
-    from .loading import load_base_model, load_tokenizer, resolve_name
+    from .loading import dequantized_gguf, load_base_model, load_tokenizer, resolve_name
 
     if not model.has_dim("nO") or model.get_dim("nO") is None:
         raise ConfigError("The llm_tagger model needs its number of labels (nO) before initialize.")
     settings = get_settings(model)
-    location = resolve_name(settings.name)
+    location = dequantized_gguf(resolve_name(settings.name), settings.name)
     tokenizer = load_tokenizer(location, settings.name)
     base = load_base_model(location, settings.name, settings.dtype, settings.attn_implementation)
     attach_decoder(model, tokenizer, base, location)

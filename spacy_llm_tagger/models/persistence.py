@@ -23,6 +23,7 @@ from ..errors import ModelError, ModelNotFoundError
 from .decoder_tagger import LoadedDecoder, attach_decoder, get_decoder, get_settings
 from .loading import (
     build_base_model,
+    dequantized_gguf,
     load_base_model,
     load_tokenizer,
     prepare_tokenizer,
@@ -128,7 +129,7 @@ def _load_base(path: Path, meta: Dict[str, Any], settings: Any) -> Any:
         return base.to(torch_dtype(settings.dtype))
     name = settings.name
     try:
-        location = resolve_name(name)
+        location = dequantized_gguf(resolve_name(name), name)
         base = load_base_model(location, name, settings.dtype, settings.attn_implementation)
     except ModelNotFoundError as err:
         raise ModelNotFoundError(
@@ -140,7 +141,7 @@ def _load_base(path: Path, meta: Dict[str, Any], settings: Any) -> Any:
             f"store_base_weights = true so it carries the base weights."
         ) from err
     saved = meta.get("base_config", {})
-    for key in ("hidden_size", "num_hidden_layers", "vocab_size"):
+    for key in ("model_type", "hidden_size", "num_hidden_layers", "vocab_size"):
         if key in saved and getattr(base.config, key, None) != saved[key]:
             raise ModelError(
                 f"The base model {name!r} has {key}={getattr(base.config, key, None)}, but "
