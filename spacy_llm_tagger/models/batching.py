@@ -7,6 +7,9 @@ import numpy as np
 from .alignment import DocWindows
 
 
+PASS_COST = 32  # padded subwords one extra forward pass is worth (CPU, measured roughly)
+
+
 @dataclass
 class WindowBatch:
     """One padded forward pass: windows as rows, and the words it scores."""
@@ -46,15 +49,8 @@ def plan_batches(
     token_end = np.concatenate([e.token_end for e in encoded])
     lengths = np.asarray([len(w) for w in windows], dtype=np.int64)
     by_length = np.argsort(-lengths, kind="stable")
-    groups: List[List[int]] = []
-    current: List[int] = []
-    for index in by_length:
-        width = int(lengths[current[0]]) if current else int(lengths[index])
-        if current and (len(current) + 1) * width > max_batch_tokens:
-            groups.append(current)
-            current = []
-        current.append(int(index))
-    groups.append(current)
+    groups = group_by_length(lengths[by_length], max_batch_tokens)
+    groups = [[int(by_length[i]) for i in group] for group in groups]
     window_group = np.empty(len(windows), dtype=np.int64)
     window_row = np.empty(len(windows), dtype=np.int64)
     for g, members in enumerate(groups):
@@ -84,3 +80,34 @@ def plan_batches(
         batches.append(WindowBatch(input_ids, attention_mask, piece_index, piece_word, len(tokens)))
         orders.append(tokens)
     return BatchPlan(batches, np.concatenate(orders), doc_lengths)
+
+
+def group_by_length(
+    sorted_lengths: np.ndarray, max_batch_tokens: int, pass_cost: int = PASS_COST
+) -> List[List[int]]:
+    """Split lengths sorted in descending order into contiguous groups.
+
+    Minimises padded subwords plus a fixed cost per forward pass (dynamic
+    programming over the sorted order), with at most ``max_batch_tokens``
+    padded subwords per group.
+    """
+    n = len(sorted_lengths)
+    lengths = np.asarray(sorted_lengths, dtype=np.int64)
+    best = np.full(n + 1, np.inf)
+    best[0] = 0.0
+    cut = np.zeros(n + 1, dtype=np.int64)
+    starts = np.arange(n)
+    for end in range(1, n + 1):
+        first = starts[:end]
+        padded = (end - first) * lengths[:end]  # the first member is the widest
+        cost = best[:end] + padded + pass_cost
+        cost[padded > max(max_batch_tokens, lengths[end - 1])] = np.inf
+        i = int(np.argmin(cost))
+        best[end] = cost[i]
+        cut[end] = i
+    groups: List[List[int]] = []
+    end = n
+    while end > 0:
+        groups.append(list(range(int(cut[end]), end)))
+        end = int(cut[end])
+    return groups[::-1]

@@ -34,7 +34,7 @@ class DecoderSettings:
     unmask: Union[str, List[int]] = "all"
     lora_r: int = 16
     lora_alpha: int = 32
-    lora_dropout: float = 0.1
+    lora_dropout: float = 0.0
     lora_target_modules: Union[str, List[str]] = "all-linear"
     pooling: str = "first"
     dtype: str = "float32"
@@ -91,7 +91,7 @@ def DecoderTagger(
     unmask: Union[str, List[int]] = "all",
     lora_r: int = 16,
     lora_alpha: int = 32,
-    lora_dropout: float = 0.1,
+    lora_dropout: float = 0.0,
     lora_target_modules: Union[str, List[str]] = "all-linear",
     pooling: str = "first",
     dtype: str = "float32",

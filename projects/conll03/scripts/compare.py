@@ -1,0 +1,82 @@
+"""One markdown table (and a bar chart PNG) of every evaluated system side by side."""
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+TYPES = ["PER", "ORG", "LOC", "MISC"]
+
+
+def main(
+    metrics_dir: Path = typer.Argument(..., help="Folder of metrics/*.json"),
+    training_dir: Path = typer.Argument(..., help="Folder with one subfolder per trained system"),
+    output_md: Path = typer.Argument(...),
+    output_png: Optional[Path] = typer.Argument(None),
+) -> None:
+    rows = []
+    for file in sorted(metrics_dir.glob("*.json")):
+        m = json.loads(file.read_text())
+        if "ents_f" not in m:
+            continue
+        name = file.stem
+        seconds_file = training_dir / name / "train_seconds.txt"
+        train_s = float(seconds_file.read_text()) if seconds_file.exists() else float("nan")
+        per_type = m.get("ents_per_type") or {}
+        rows.append(
+            {
+                "system": name,
+                "f": 100 * m["ents_f"],
+                "p": 100 * m["ents_p"],
+                "r": 100 * m["ents_r"],
+                **{t: 100 * per_type.get(t, {}).get("f", 0.0) for t in TYPES},
+                "train_s": train_s,
+                "wps": m["words_per_second"],
+                "size": m["size_mb"],
+                "sentences": m["sentences"],
+            }
+        )
+    rows.sort(key=lambda r: -r["f"])
+    lines = [
+        "| system | F1 | P | R | " + " | ".join(f"{t} F1" for t in TYPES)
+        + " | train s | words/s | size MB |",
+        "|---" * (8 + len(TYPES)) + "|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['system']} | {r['f']:.1f} | {r['p']:.1f} | {r['r']:.1f} | "
+            + " | ".join(f"{r[t]:.1f}" for t in TYPES)
+            + f" | {r['train_s']:.0f} | {r['wps']:.0f} | {r['size']:.1f} |"
+        )
+    if rows:
+        lines.append("")
+        lines.append(f"Test sentences evaluated: {rows[0]['sentences']}.")
+    table = "\n".join(lines)
+    output_md.parent.mkdir(parents=True, exist_ok=True)
+    output_md.write_text(table + "\n")
+    print(table)
+    if output_png is not None and rows:
+        write_chart(rows, output_png)
+
+
+def write_chart(rows: List[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 0.6 * len(rows) + 1.5))
+    names = [r["system"] for r in rows][::-1]
+    values = [r["f"] for r in rows][::-1]
+    bars = ax.barh(names, values, color="#4c72b0")
+    for bar, value in zip(bars, values):
+        ax.text(bar.get_width() + 0.5, bar.get_y() + bar.get_height() / 2, f"{value:.1f}", va="center")
+    ax.set_xlabel("CoNLL-2003 test entity F1")
+    ax.set_xlim(0, 100)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    print(f"Chart written to {path}")
+
+
+if __name__ == "__main__":
+    typer.run(main)

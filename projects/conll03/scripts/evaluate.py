@@ -1,0 +1,48 @@
+"""Evaluate a trained pipeline on a CoNLL split: P/R/F, per-type F, words/s -> JSON."""
+import json
+import time
+from pathlib import Path
+
+import spacy
+import typer
+from spacy.scorer import Scorer
+from spacy.training import Example
+
+from spacy_llm_tagger.corpus import create_sentence_corpus
+
+
+def main(
+    model: Path = typer.Argument(..., help="Trained pipeline folder"),
+    data: Path = typer.Argument(..., help=".spacy file"),
+    output: Path = typer.Argument(..., help="metrics JSON to write"),
+    sentences: int = typer.Option(0, help="Evaluate on the first N sentences (0 = all)"),
+    batch_size: int = typer.Option(64, help="nlp.pipe batch size"),
+) -> None:
+    nlp = spacy.load(model)
+    examples = list(create_sentence_corpus(data, limit=sentences)(nlp))
+    texts = [eg.predicted for eg in examples]
+    n_words = sum(len(doc) for doc in texts)
+    start = time.perf_counter()
+    predicted = list(nlp.pipe(texts, batch_size=batch_size))
+    seconds = time.perf_counter() - start
+    scored = [Example(p, eg.reference) for p, eg in zip(predicted, examples)]
+    scores = Scorer(nlp).score(scored)
+    size = sum(f.stat().st_size for f in Path(model).rglob("*") if f.is_file())
+    result = {
+        "model": str(model),
+        "sentences": len(examples),
+        "words": n_words,
+        "seconds": round(seconds, 2),
+        "words_per_second": round(n_words / max(seconds, 1e-9), 1),
+        "size_mb": round(size / 2**20, 1),
+        **{k: v for k, v in scores.items()},
+    }
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(result, indent=2))
+    keys = [k for k in ("ents_f", "ents_p", "ents_r", "tag_acc", "pos_acc") if k in result]
+    keys += [k for k in result if k.startswith("spans_") and k.endswith("_f")]
+    print(json.dumps({k: result[k] for k in ["sentences", "words_per_second", *keys]}))
+
+
+if __name__ == "__main__":
+    typer.run(main)

