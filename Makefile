@@ -14,7 +14,7 @@ setup5:
 	bash scripts/setup_env.sh $(VENV5) 5
 
 test: setup setup5
-	$(VENV)/bin/python -m pytest tests -q $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest tests projects -q $(PYTEST_ARGS)
 	$(VENV5)/bin/python -m pytest tests -q -m "not trf" $(PYTEST_ARGS)
 
 demo: setup

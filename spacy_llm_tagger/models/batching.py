@@ -1,6 +1,6 @@
 """Packing the windows of many docs into length-sorted, padded torch batches."""
 from dataclasses import dataclass
-from typing import List, Sequence
+from typing import List, Sequence, Tuple
 
 import numpy as np
 
@@ -111,3 +111,28 @@ def group_by_length(
         groups.append(list(range(int(cut[end]), end)))
         end = int(cut[end])
     return groups[::-1]
+
+
+def split_batch(batch: WindowBatch) -> List[Tuple[WindowBatch, np.ndarray]]:
+    """Split a batch's rows in two halves; also return which words each half scores."""
+    rows, seq = batch.input_ids.shape
+    half = rows // 2
+    piece_row = batch.piece_index // seq
+    word_row = np.zeros(batch.n_words, dtype=np.int64)
+    word_row[batch.piece_word] = piece_row
+    parts = []
+    for lo, hi in ((0, half), (half, rows)):
+        words = np.flatnonzero((word_row >= lo) & (word_row < hi))
+        new_word = np.full(batch.n_words, -1, dtype=np.int64)
+        new_word[words] = np.arange(len(words))
+        keep = (piece_row >= lo) & (piece_row < hi)
+        width = int(batch.attention_mask[lo:hi].sum(axis=1).max())
+        part = WindowBatch(
+            input_ids=np.ascontiguousarray(batch.input_ids[lo:hi, :width]),
+            attention_mask=np.ascontiguousarray(batch.attention_mask[lo:hi, :width]),
+            piece_index=(piece_row[keep] - lo) * width + batch.piece_index[keep] % seq,
+            piece_word=new_word[batch.piece_word[keep]],
+            n_words=len(words),
+        )
+        parts.append((part, words))
+    return parts

@@ -4,6 +4,7 @@ A Thinc ``Model[List[Doc], List[Floats2d]]``: one row of label scores per
 token. The network is built and the weights loaded in ``initialize`` (or when
 a saved pipeline is loaded), never at construction.
 """
+import os
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, List, Optional, Tuple, Union
 
@@ -16,7 +17,7 @@ from thinc.types import Floats2d
 
 from ..errors import ConfigError
 from .alignment import SubwordAligner
-from .batching import BatchPlan, WindowBatch, plan_batches
+from .batching import BatchPlan, WindowBatch, plan_batches, split_batch
 from .loading import DTYPES, ModelLocation, special_token_frame
 from .torch_module import POOLING_MODES, DecoderTaggerModule
 from .unmasking import LayerUnmasker, check_unmask_syntax, find_decoder_layers, parse_unmask
@@ -225,6 +226,7 @@ def attach_decoder(
         n_layers=n_layers,
         base_config=base.config,
         location=location,
+        extra={"pid": os.getpid()},
     )
     model.attrs["decoder"] = loaded
     model._layers = [wrapper]
@@ -233,6 +235,7 @@ def attach_decoder(
 
 def forward(model: Model, docs: InT, is_train: bool) -> Tuple[OutT, Callable]:
     decoder = get_decoder(model)
+    _limit_threads_after_fork(decoder)
     settings = get_settings(model)
     n_labels = model.get_dim("nO")
     xp = model.ops.xp
@@ -245,7 +248,10 @@ def forward(model: Model, docs: InT, is_train: bool) -> Tuple[OutT, Callable]:
     rows: List[Any] = []
     callbacks: List[Callable] = []
     for batch in plan.batches:
-        scores, backprop_batch = decoder.wrapper(batch, is_train)
+        if is_train:
+            scores, backprop_batch = decoder.wrapper(batch, is_train)
+        else:
+            scores, backprop_batch = _predict_splitting_on_oom(decoder.wrapper, batch, n_labels, xp)
         rows.append(scores)
         callbacks.append(backprop_batch)
     total = int(sum(plan.doc_lengths))
@@ -267,6 +273,47 @@ def forward(model: Model, docs: InT, is_train: bool) -> Tuple[OutT, Callable]:
         return []
 
     return list(outputs), backprop
+
+
+def _limit_threads_after_fork(decoder: LoadedDecoder) -> None:
+    """In a forked worker (``nlp.pipe(n_process=N)``) use one torch thread.
+
+    Torch's OpenMP thread pool does not survive ``fork``: a child that starts
+    a parallel region can hang for ever. One thread per worker avoids that
+    and is what N worker processes on N cores want anyway.
+    """
+    pid = os.getpid()
+    if decoder.extra.setdefault("pid", pid) != pid:
+        torch.set_num_threads(1)
+        decoder.extra["pid"] = pid
+
+
+def _is_out_of_memory(err: BaseException) -> bool:
+    oom_types = tuple(
+        t for t in (getattr(torch, "OutOfMemoryError", None), getattr(torch.cuda, "OutOfMemoryError", None)) if t
+    )
+    return isinstance(err, oom_types) or "out of memory" in str(err).lower()
+
+
+def _predict_splitting_on_oom(wrapper: Model, batch: WindowBatch, n_labels: int, xp: Any):
+    """Predict a batch; on GPU out-of-memory, split it in halves and retry."""
+    try:
+        return wrapper(batch, False)
+    except (RuntimeError, MemoryError) as err:
+        if not _is_out_of_memory(err):
+            raise
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        if batch.input_ids.shape[0] <= 1:
+            raise MemoryError(
+                f"Out of memory on a single window of {batch.input_ids.shape[1]} subwords. "
+                f"Lower max_length (and max_batch_tokens) in the llm_tagger model config."
+            ) from err
+    scores = xp.zeros((batch.n_words, n_labels), dtype="float32")
+    for part, words in split_batch(batch):
+        part_scores, _ = _predict_splitting_on_oom(wrapper, part, n_labels, xp)
+        scores[xp.asarray(words)] = part_scores
+    return scores, lambda d_scores: []
 
 
 def _convert_inputs(model: Model, batch: WindowBatch, is_train: bool):

@@ -2,7 +2,7 @@
 
 Lets configs name model files shipped inside installed Python packages (the
 all-MiniLM-L6-v2 encoder for spacy-transformers, say) without hard-coded
-site-packages paths.  Usage: train.py CONFIG OUTPUT [--section.key value ...]
+site-packages paths.  Usage: train.py CONFIG OUTPUT [--gpu-id N] [--section.key value ...]
 """
 import importlib.util
 import os
@@ -28,10 +28,15 @@ def resolve_package_path(value: str) -> str:
 
 def main() -> None:
     config, output, *rest = sys.argv[1:]
+    use_gpu = -1
+    if "--gpu-id" in rest:
+        at = rest.index("--gpu-id")
+        use_gpu = int(rest[at + 1])
+        rest = rest[:at] + rest[at + 2:]
     overrides = parse_config_overrides(rest)
     overrides = {k: resolve_package_path(v) for k, v in overrides.items()}
     start = time.perf_counter()
-    train(Path(config), Path(output), overrides=overrides)
+    train(Path(config), Path(output), use_gpu=use_gpu, overrides=overrides)
     seconds = time.perf_counter() - start
     Path(output).mkdir(parents=True, exist_ok=True)
     (Path(output) / "train_seconds.txt").write_text(f"{seconds:.1f}\n")

