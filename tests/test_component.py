@@ -205,3 +205,17 @@ def test_existing_entities_kept_when_overwrite_false(tiny_model_dir):
     doc.ents = [Span(doc, 0, 2, "CUSTOM")]
     doc = nlp.get_pipe("llm_tagger")(doc)
     assert (doc.ents[0].start, doc.ents[0].end, doc.ents[0].label_) == (0, 2, "CUSTOM")
+
+
+def test_merged_adapters_predict_like_unmerged(tiny_model_dir):
+    nlp = make_nlp(tiny_model_dir, head_dropout=0.0, lora_dropout=0.0)
+    examples = ner_examples(nlp)
+    train(nlp, examples, steps=3)
+    tagger = nlp.get_pipe("llm_tagger")
+    docs = [eg.predicted for eg in examples]
+    merged = [tagger.model.ops.to_numpy(s) for s in tagger.model.predict(docs)]
+    assert tagger.model.attrs["decoder"].extra["merged"]
+    unmerged, _ = tagger.model.begin_update(docs)  # training path: adapters unmerged
+    assert not tagger.model.attrs["decoder"].extra["merged"]
+    for a, b in zip(merged, unmerged):
+        np.testing.assert_allclose(a, tagger.model.ops.to_numpy(b), atol=1e-4)

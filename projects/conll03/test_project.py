@@ -38,6 +38,8 @@ def project(tmp_path_factory):
         "vars.test_sentences": 30,
         "vars.llm_max_steps": 4,
         "vars.eval_frequency": 2,
+        "vars.trf_max_steps": 6,
+        "vars.trf_eval_frequency": 3,
         "vars.llm_model": str(tiny),
         "vars.sweep_groups": 2,
         "vars.sweep_train_sentences": 20,

@@ -237,6 +237,7 @@ def forward(model: Model, docs: InT, is_train: bool) -> Tuple[OutT, Callable]:
     decoder = get_decoder(model)
     _limit_threads_after_fork(decoder)
     settings = get_settings(model)
+    set_adapters_merged(decoder, settings, merged=not is_train)
     n_labels = model.get_dim("nO")
     xp = model.ops.xp
     plan: BatchPlan = plan_batches(
@@ -273,6 +274,26 @@ def forward(model: Model, docs: InT, is_train: bool) -> Tuple[OutT, Callable]:
         return []
 
     return list(outputs), backprop
+
+
+def set_adapters_merged(decoder: LoadedDecoder, settings: DecoderSettings, merged: bool) -> None:
+    """Fold the LoRA weights into the base weights for prediction, unfold them to train.
+
+    Merged adapters cost nothing at inference (unmerged ones add about a third
+    of the forward time on CPU). Only done for float32 bases: merging into
+    bf16/fp16 weights and back would round the base weights each time.
+    """
+    if settings.lora_r == 0 or settings.dtype != "float32":
+        return
+    if merged == bool(decoder.extra.get("merged")):
+        return
+    peft_model = decoder.module.decoder
+    with torch.no_grad():
+        if merged:
+            peft_model.merge_adapter()
+        else:
+            peft_model.unmerge_adapter()
+    decoder.extra["merged"] = merged
 
 
 def _limit_threads_after_fork(decoder: LoadedDecoder) -> None:

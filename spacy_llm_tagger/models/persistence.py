@@ -20,7 +20,13 @@ from safetensors.torch import load_file, save_file
 from thinc.api import Model
 
 from ..errors import ModelError, ModelNotFoundError
-from .decoder_tagger import LoadedDecoder, attach_decoder, get_decoder, get_settings
+from .decoder_tagger import (
+    LoadedDecoder,
+    attach_decoder,
+    get_decoder,
+    get_settings,
+    set_adapters_merged,
+)
 from .loading import (
     build_base_model,
     dequantized_gguf,
@@ -60,6 +66,7 @@ def save_decoder(model: Model, path: Union[str, Path]) -> None:
     if settings.lora_r > 0:
         module.decoder.save_pretrained(str(path / ADAPTER_DIR))
     if settings.store_base_weights:
+        set_adapters_merged(decoder, settings, merged=False)
         base_dir = path / BASE_DIR
         base_dir.mkdir(exist_ok=True)
         decoder.base_config.save_pretrained(str(base_dir))

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from spacy.cli._util import parse_config_overrides
 from spacy.cli.train import train
+from spacy.util import load_config
 
 import spacy_llm_tagger  # noqa: F401  (registers the llm_tagger pieces)
 
@@ -35,6 +36,15 @@ def main() -> None:
         rest = rest[:at] + rest[at + 2:]
     overrides = parse_config_overrides(rest)
     overrides = {k: resolve_package_path(v) for k, v in overrides.items()}
+    # Model names in the config itself (e.g. spacy-transformers' `name`), except the
+    # llm_tagger's, which resolves `package:` names on its own (and keeps them portable).
+    config_values = load_config(Path(config), overrides=overrides, interpolate=False)
+    for name, component in config_values.get("components", {}).items():
+        key = f"components.{name}.model.name"
+        value = component.get("model", {}).get("name")
+        if component.get("factory") != "llm_tagger" and isinstance(value, str):
+            if value.startswith("package:") and key not in overrides:
+                overrides[key] = resolve_package_path(value)
     start = time.perf_counter()
     train(Path(config), Path(output), use_gpu=use_gpu, overrides=overrides)
     seconds = time.perf_counter() - start
