@@ -40,7 +40,7 @@ def main(
     lines = [
         "| system | F1 | P | R | " + " | ".join(f"{t} F1" for t in TYPES)
         + " | train s | words/s | size MB |",
-        "|---" * (8 + len(TYPES)) + "|",
+        "|---" * (7 + len(TYPES)) + "|",
     ]
     for r in rows:
         lines.append(
