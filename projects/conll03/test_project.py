@@ -4,6 +4,7 @@ decoder instead of SmolLM2, a few dozen sentences. Run from the repository root:
 """
 import importlib.util
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -52,6 +53,8 @@ def run(project, name):
     from weasel.cli.run import project_run
 
     root, overrides = project
+    # weasel reads the current directory first: start from a folder that surely exists
+    os.chdir(root)
     project_run(root, name, overrides=overrides, capture=False)
 
 
