@@ -32,7 +32,7 @@ def project(tmp_path_factory):
     for item in ("project.yml", "configs", "scripts"):
         src = PROJECT / item
         (shutil.copytree if src.is_dir() else shutil.copy)(src, root / item)
-    tiny = make_tiny_model_dir(root / "tiny-decoder", "llama")
+    tiny = make_tiny_model_dir(root / "tiny-decoder", "llama", n_layers=4)
     overrides = {
         "vars.train_sentences": 40,
         "vars.dev_sentences": 20,
@@ -58,7 +58,7 @@ def run(project, name):
     project_run(root, name, overrides=overrides, capture=False)
 
 
-def test_demo_workflow(project, capsys):
+def test_demo_workflow(project, capfd):
     root, _ = project
     run(project, "demo")
     for system in ("llm-causal", "llm-unmasked", "spacy-ner", "trf-ner"):
@@ -69,7 +69,7 @@ def test_demo_workflow(project, capsys):
     assert "llm-unmasked" in table and "trf-ner" in table
     assert (root / "metrics" / "comparison.png").stat().st_size > 1000
     assert "<html" in (root / "metrics" / "displacy.html").read_text().lower()
-    out = capsys.readouterr().out
+    out = capfd.readouterr().out
     assert "Entities in:" in out
 
 

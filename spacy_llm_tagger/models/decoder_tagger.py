@@ -89,7 +89,7 @@ class LoadedDecoder:
 @registry.architectures("spacy-llm-tagger.DecoderTagger.v1")
 def DecoderTagger(
     name: str,
-    unmask: Union[str, List[int]] = "all",
+    unmask: Union[str, int, List[int]] = "all",
     lora_r: int = 16,
     lora_alpha: int = 32,
     lora_dropout: float = 0.0,

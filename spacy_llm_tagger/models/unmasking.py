@@ -29,6 +29,12 @@ def parse_unmask(spec: UnmaskSpec, n_layers: int) -> List[int]:
     """
     if spec is None:
         return []
+    if isinstance(spec, int) and not isinstance(spec, bool):
+        raise ConfigError(
+            f"unmask = {spec} is a number. Write group patterns as strings ('0011'); on the "
+            f"command line quote them as JSON: --components.NAME.model.unmask '\"0011\"' "
+            f"(a bare 0011 is read as the number 11). For one layer write a list: [{spec}]."
+        )
     if isinstance(spec, str):
         value = spec.strip().lower()
         if value in ("none", "", "causal"):

@@ -14,7 +14,16 @@ from pathlib import Path
 import spacy
 import typer
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+import spacy_llm_tagger
+
+
+def package_source_root() -> Path:
+    """The source tree of the installed spacy-llm-tagger (an editable or source checkout)."""
+    root = Path(spacy_llm_tagger.__file__).resolve().parents[1]
+    if not (root / "setup.cfg").exists():
+        raise SystemExit(f"spacy-llm-tagger is not installed from a source checkout ({root}).")
+    return root
+
 CHECK = """
 import spacy
 nlp = spacy.load({name!r})
@@ -49,7 +58,7 @@ def main(
     nlp.meta["version"] = version
     nlp.to_disk(staging)
     base = nlp.get_pipe("llm_tagger").model.attrs["settings"].name
-    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", wheels, REPO_ROOT])
+    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", wheels, package_source_root()])
     build = output_dir / "build"
     shutil.rmtree(build, ignore_errors=True)
     build.mkdir()

@@ -43,7 +43,8 @@ def main(
                 "--paths.dev_sentences", str(dev_sentences),
                 "--training.max_epochs", str(epochs),
                 "--training.logger.progress_bar", "false",
-                "--components.llm_tagger.model.unmask", pattern,
+                # JSON-quoted: a bare 0011 on the command line would be read as the number 11
+                "--components.llm_tagger.model.unmask", json.dumps(pattern),
                 *[part for item in extra for part in item.split("=", 1)],
             ]
             subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
