@@ -105,14 +105,15 @@ def test_token_targets(tiny_model_dir, target, attr):
     examples = []
     for text in SENTENCES[:3]:
         ref = nlp.make_doc(text)
-        for i, token in enumerate(ref):
-            setattr(token, attr, "NOUN" if i % 2 else "VERB")
+        for token in ref:
+            # learnable from the token itself: capitalised -> PROPN, else NOUN
+            setattr(token, attr, "PROPN" if token.text[:1].isupper() else "NOUN")
         examples.append(Example(nlp.make_doc(text), ref))
-    train(nlp, examples, steps=30, lr=0.02)
+    train(nlp, examples, steps=40, lr=0.01)  # 0.02 overshoots on transformers 5.x's init
     scores = nlp.evaluate(examples)
-    assert scores[f"{target}_acc"] > 0.8
+    assert scores[f"{target}_acc"] > 0.8, scores
     doc = nlp(SENTENCES[0])
-    assert all(getattr(t, attr) in ("NOUN", "VERB") for t in doc)
+    assert all(getattr(t, attr) in ("PROPN", "NOUN") for t in doc)
 
 
 def test_spans_target(tiny_model_dir):
