@@ -142,9 +142,8 @@ class LLMTagger(TrainablePipe):
         return [self.target.decode(self.model.ops.to_numpy(s), self.labels) for s in scores]
 
     def set_annotations(self, docs: Iterable[Doc], tags: List[np.ndarray]) -> None:
-        names = self.tag_names if self.cfg["target"] in ("tag", "pos") else self.labels
         for doc, doc_tags in zip(docs, tags):
-            self.target.set_annotations(doc, doc_tags, names, self.cfg["overwrite"])
+            self.target.set_annotations(doc, doc_tags, self.labels, self.cfg["overwrite"])
 
     def update(
         self,
