@@ -7,7 +7,7 @@ from spacy.tokens import Doc, Span
 from spacy.training import Example
 from thinc.api import fix_random_seed
 
-from spacy_llm_tagger.errors import ModelNotFoundError
+from spacy_llm_tagger.errors import ModelError, ModelNotFoundError
 
 from .test_component import make_nlp, ner_examples, train
 
@@ -164,4 +164,30 @@ def test_garbage_gguf_file_is_a_clear_error(tmp_path):
     bad.write_bytes(b"not a gguf file at all")
     nlp = make_nlp(bad)
     with pytest.raises(ModelNotFoundError, match="model.gguf"):
+        nlp.initialize(lambda: ner_examples(nlp))
+
+
+def write_encoder_gguf(path):
+    """A well-formed GGUF file holding a (tiny, random) BERT encoder, not a decoder."""
+    gguf = pytest.importorskip("gguf")
+    writer = gguf.GGUFWriter(str(path), "bert")
+    writer.add_block_count(1)
+    writer.add_embedding_length(8)
+    writer.add_feed_forward_length(16)
+    writer.add_head_count(2)
+    writer.add_context_length(32)
+    writer.add_tokenizer_model("bert")
+    writer.add_token_list(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "hello", "world"])
+    writer.add_tensor("token_embd.weight", np.random.rand(6, 8).astype(np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def test_encoder_gguf_file_is_a_clear_error(tmp_path):
+    encoder = write_encoder_gguf(tmp_path / "bert-encoder.gguf")
+    nlp = make_nlp(encoder)
+    with pytest.raises((ModelError, ModelNotFoundError), match=r"bert-encoder\.gguf.*'bert'"):
         nlp.initialize(lambda: ner_examples(nlp))

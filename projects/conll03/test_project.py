@@ -80,6 +80,22 @@ def test_layer_group_patterns(project):
     assert json.loads((root / "metrics" / "llm-0011.json").read_text())["sentences"] == 30
 
 
+def test_multitask_shared_decoder(project):
+    root, _ = project
+    for command in (
+        "train-llm-tag",
+        "evaluate-llm-tag",
+        "train-llm-trf-ner-tag",
+        "evaluate-llm-trf-ner-tag",
+        "compare",
+    ):
+        run(project, command)
+    joint = json.loads((root / "metrics" / "llm-trf-ner-tag.json").read_text())
+    assert 0.0 <= joint["ents_f"] <= 1.0 and 0.0 <= joint["tag_acc"] <= 1.0
+    assert "tag_acc" in json.loads((root / "metrics" / "llm-tag.json").read_text())
+    assert "one shared decoder" in (root / "metrics" / "comparison.md").read_text()
+
+
 def test_sweep_ranks_every_pattern(project):
     root, _ = project
     run(project, "sweep")

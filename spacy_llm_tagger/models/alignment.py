@@ -30,6 +30,7 @@ class DocWindows:
     token_window: np.ndarray  # (n_tokens,) index of the window each token is read from
     token_start: np.ndarray  # (n_tokens,) first subword of the token in that window
     token_end: np.ndarray  # (n_tokens,) one past its last subword (> token_start)
+    window_tokens: np.ndarray  # (n_windows, 2) token range [begin, end) each window covers
 
 
 class SubwordAligner:
@@ -76,7 +77,7 @@ class SubwordAligner:
         n_tokens = len(doc)
         if n_tokens == 0:
             empty = np.zeros((0,), dtype=np.int64)
-            return DocWindows([], empty, empty, empty)
+            return DocWindows([], empty, empty, empty, np.zeros((0, 2), dtype=np.int64))
         if len(ids) == 0:
             # Text with no subwords (e.g. only whitespace the tokenizer drops):
             # one filler subword carries every token.
@@ -120,7 +121,27 @@ class SubwordAligner:
         windows = [
             np.concatenate([self.prefix, ids[s:s + size], self.suffix]) for s in starts
         ]
-        return DocWindows(windows, token_window, local_start + offset, local_end + offset)
+        return DocWindows(
+            windows,
+            token_window,
+            local_start + offset,
+            local_end + offset,
+            _window_tokens(first, starts, size),
+        )
+
+
+def _window_tokens(first: np.ndarray, starts: np.ndarray, size: int) -> np.ndarray:
+    """The token range ``[begin, end)`` whose first subwords fall in each window.
+
+    A window that holds only the inside of one very long token gets that token.
+    """
+    begin = np.searchsorted(first, starts, side="left")
+    end = np.searchsorted(first, starts + size, side="left")
+    inside = np.maximum(np.searchsorted(first, starts, side="right") - 1, 0)
+    empty = end <= begin
+    begin = np.where(empty, inside, begin)
+    end = np.where(empty, inside + 1, end)
+    return np.stack([begin, end], axis=1).astype(np.int64)
 
 
 def _effective_offsets(text: str, offsets: np.ndarray):

@@ -19,7 +19,7 @@ from ..errors import ConfigError
 from .alignment import SubwordAligner
 from .batching import BatchPlan, WindowBatch, plan_batches, split_batch
 from .loading import DTYPES, ModelLocation, special_token_frame
-from .torch_module import POOLING_MODES, DecoderTaggerModule
+from .torch_module import POOLING_MODES, DecoderEncoderModule, DecoderTaggerModule
 from .unmasking import LayerUnmasker, check_unmask_syntax, find_decoder_layers, parse_unmask
 
 InT = List[Doc]
@@ -77,7 +77,7 @@ class LoadedDecoder:
 
     tokenizer: Any
     aligner: SubwordAligner
-    module: DecoderTaggerModule
+    module: Any  # DecoderTaggerModule, or DecoderEncoderModule for the shared encoder
     wrapper: Model
     unmasked_layers: List[int]
     n_layers: int
@@ -162,13 +162,17 @@ def init(model: Model, X: Optional[InT] = None, Y: Optional[Any] = None) -> None
     """Load the pretrained base model and attach fresh adapters and head."""
     from .loading import dequantized_gguf, load_base_model, load_tokenizer, resolve_name
 
-    if not model.has_dim("nO") or model.get_dim("nO") is None:
+    if not model.attrs.get("encoder_only") and not _has_n_labels(model):
         raise ConfigError("The llm_tagger model needs its number of labels (nO) before initialize.")
     settings = get_settings(model)
     location = dequantized_gguf(resolve_name(settings.name), settings.name)
     tokenizer = load_tokenizer(location, settings.name)
     base = load_base_model(location, settings.name, settings.dtype, settings.attn_implementation)
     attach_decoder(model, tokenizer, base, location)
+
+
+def _has_n_labels(model: Model) -> bool:
+    return model.has_dim("nO") and model.get_dim("nO") is not None
 
 
 def attach_decoder(
@@ -204,17 +208,27 @@ def attach_decoder(
             unexpected = getattr(result, "unexpected_keys", [])
             if unexpected:
                 raise ValueError(f"Adapter weights do not fit this base model: {unexpected[:5]}")
-    module = DecoderTaggerModule(
-        decoder,
-        unmasker,
-        hidden_size=base.config.hidden_size,
-        n_labels=model.get_dim("nO"),
-        pooling=settings.pooling,
-        head_dropout=settings.head_dropout,
-    )
-    wrapper = PyTorchWrapper_v2(
-        module, convert_inputs=_convert_inputs, convert_outputs=_convert_outputs
-    )
+    module: Any
+    if model.attrs.get("encoder_only"):
+        from .decoder_encoder import convert_encoder_inputs, convert_encoder_outputs
+
+        model.set_dim("nO", int(base.config.hidden_size), force=True)
+        module = DecoderEncoderModule(decoder, unmasker)
+        wrapper = PyTorchWrapper_v2(
+            module, convert_inputs=convert_encoder_inputs, convert_outputs=convert_encoder_outputs
+        )
+    else:
+        module = DecoderTaggerModule(
+            decoder,
+            unmasker,
+            hidden_size=base.config.hidden_size,
+            n_labels=model.get_dim("nO"),
+            pooling=settings.pooling,
+            head_dropout=settings.head_dropout,
+        )
+        wrapper = PyTorchWrapper_v2(
+            module, convert_inputs=_convert_inputs, convert_outputs=_convert_outputs
+        )
     prefix, suffix = special_token_frame(tokenizer)
     aligner = SubwordAligner(tokenizer, prefix, suffix, settings.max_length, settings.window_overlap)
     loaded = LoadedDecoder(

@@ -182,6 +182,24 @@ def special_token_frame(tokenizer: Any) -> Tuple[list, list]:
     return [], []
 
 
+# GGUF architectures transformers can read whose models are decoder-only LLMs.
+DECODER_GGUF_ARCHITECTURES = (
+    "llama", "mistral", "qwen2", "qwen3", "phi3", "gemma2", "gemma3", "stablelm",
+    "starcoder2", "falcon", "gpt2", "bloom", "nemotron",
+)
+
+
+def gguf_architecture(path: Path) -> Optional[str]:
+    """The ``general.architecture`` of a GGUF file, or None if it cannot be read."""
+    try:
+        from gguf import GGUFReader
+
+        field = GGUFReader(str(path)).fields["general.architecture"]
+        return bytes(field.parts[field.data[0]]).decode("utf8")
+    except Exception:  # not a GGUF file, or the gguf package is missing
+        return None
+
+
 def dequantized_gguf(location: ModelLocation, name: str) -> ModelLocation:
     """A folder with the GGUF model dequantised once (reloads in a second).
 
@@ -208,6 +226,13 @@ def dequantized_gguf(location: ModelLocation, name: str) -> ModelLocation:
         tokenizer = AutoTokenizer.from_pretrained(location.path, **location.kwargs())
         model = AutoModel.from_pretrained(location.path, **location.kwargs(), **dtype_kwargs("float32"))
     except Exception as err:
+        architecture = gguf_architecture(source)
+        if architecture and architecture not in DECODER_GGUF_ARCHITECTURES:
+            raise ModelError(
+                f"The GGUF file {str(source)!r} holds a {architecture!r} model, not a decoder "
+                f"LLM. Use the GGUF file of a decoder ({', '.join(DECODER_GGUF_ARCHITECTURES)}) "
+                f"or a Hugging Face decoder folder; for encoders use spacy-transformers."
+            ) from err
         raise ModelNotFoundError(f"Could not read the GGUF file {str(source)!r}: {err}") from err
     check_decoder(model, name)
     try:

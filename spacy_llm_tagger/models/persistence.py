@@ -7,7 +7,7 @@ A saved model folder holds:
 - ``tokenizer/``: the tokenizer (``save_pretrained``),
 - ``adapter/``: the LoRA adapters in peft format (``adapter_config.json`` +
   ``adapter_model.safetensors``),
-- ``head.safetensors``: the linear head,
+- ``head.safetensors``: the linear head (not for the shared encoder, which has none),
 - ``base/`` (only with ``store_base_weights = true``): the full base weights,
   so the folder (and a ``spacy package`` wheel) is self-contained.
 """
@@ -62,7 +62,8 @@ def save_decoder(model: Model, path: Union[str, Path]) -> None:
     }
     (path / SETTINGS_FILE).write_text(json.dumps(meta, indent=2, default=str), encoding="utf8")
     decoder.tokenizer.save_pretrained(str(path / TOKENIZER_DIR))
-    save_file(_cpu_state(module.head.state_dict()), str(path / HEAD_FILE))
+    if hasattr(module, "head"):
+        save_file(_cpu_state(module.head.state_dict()), str(path / HEAD_FILE))
     if settings.lora_r > 0:
         module.decoder.save_pretrained(str(path / ADAPTER_DIR))
     if settings.store_base_weights:
@@ -97,6 +98,8 @@ def load_decoder(model: Model, path: Union[str, Path]) -> LoadedDecoder:
             f"{settings.name!r}: {err}\nThey were trained on another base model; "
             f"point 'name' at the base they were trained with."
         ) from err
+    if not hasattr(decoder.module, "head"):
+        return decoder
     head_state = _read_weights(path / HEAD_FILE)
     try:
         decoder.module.head.load_state_dict(head_state)
@@ -182,3 +185,25 @@ def _base_state_dict(decoder: Any) -> Dict[str, torch.Tensor]:
 
 def _cpu_state(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
+
+
+def folder_to_bytes(path: Union[str, Path]) -> bytes:
+    """All files under ``path`` as one msgpack message (relative path -> bytes)."""
+    import srsly
+
+    root = Path(path)
+    files = {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    return srsly.msgpack_dumps(files)
+
+
+def bytes_to_folder(data: bytes, path: Union[str, Path]) -> None:
+    """Write the files of a :func:`folder_to_bytes` message under ``path``."""
+    import srsly
+
+    root = Path(path)
+    for relative, content in srsly.msgpack_loads(data).items():
+        target = root / relative
+        if root.resolve() not in target.resolve().parents:
+            raise ModelError(f"Refusing to write {relative!r} outside {root}.")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)

@@ -1,4 +1,6 @@
-"""The PyTorch network: a (LoRA-wrapped) decoder, subword pooling and a linear head."""
+"""The PyTorch networks: a (LoRA-wrapped) decoder with chosen layers unmasked,
+either with subword pooling and a linear head (the tagger) or returning its
+hidden states (the shared encoder for spacy-transformers listeners)."""
 from typing import Any, Optional
 
 import torch
@@ -45,14 +47,7 @@ class DecoderTaggerModule(nn.Module):
         piece_word: Optional[torch.Tensor] = None,
         n_words: int = 0,
     ) -> torch.Tensor:
-        self.unmasker.state.set(attention_mask.bool())
-        outputs: Any = self.decoder(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            use_cache=False,
-        )
-        hidden = outputs[0] if isinstance(outputs, tuple) else outputs.last_hidden_state
+        hidden = run_decoder(self.decoder, self.unmasker, input_ids, attention_mask, position_ids)
         flat = hidden.reshape(-1, hidden.shape[-1])
         pieces = flat.index_select(0, piece_index).float()
         if self.pooling == "first" or piece_word is None:
@@ -65,3 +60,39 @@ class DecoderTaggerModule(nn.Module):
             counts = torch.bincount(piece_word, minlength=n_words).clamp(min=1)
             pooled = pooled / counts.unsqueeze(-1).to(pooled.dtype)
         return self.head(self.dropout(pooled))
+
+
+class DecoderEncoderModule(nn.Module):
+    """Decoder hidden states of a right-padded batch, as float32 (rows, seq, hidden)."""
+
+    def __init__(self, decoder: nn.Module, unmasker: LayerUnmasker) -> None:
+        super().__init__()
+        self.decoder = decoder
+        self.unmasker = unmasker
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        position_ids: torch.Tensor,
+    ) -> torch.Tensor:
+        hidden = run_decoder(self.decoder, self.unmasker, input_ids, attention_mask, position_ids)
+        return hidden.float()
+
+
+def run_decoder(
+    decoder: nn.Module,
+    unmasker: LayerUnmasker,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    position_ids: torch.Tensor,
+) -> torch.Tensor:
+    """The last hidden states, with this batch's padding given to the unmasked layers."""
+    unmasker.state.set(attention_mask.bool())
+    outputs: Any = decoder(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        position_ids=position_ids,
+        use_cache=False,
+    )
+    return outputs[0] if isinstance(outputs, tuple) else outputs.last_hidden_state

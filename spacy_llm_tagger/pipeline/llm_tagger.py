@@ -17,7 +17,7 @@ from thinc.types import Floats2d
 
 from ..errors import DataError
 from ..models.decoder_tagger import get_settings
-from ..models.persistence import load_decoder, save_decoder
+from ..models.persistence import bytes_to_folder, folder_to_bytes, load_decoder, save_decoder
 from .targets import MISSING, Target, make_target
 
 DEFAULT_MODEL_CONFIG = """
@@ -216,19 +216,10 @@ class LLMTagger(TrainablePipe):
     def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
         with tempfile.TemporaryDirectory() as tmp:
             self.to_disk(tmp, exclude=exclude)
-            files = {
-                str(p.relative_to(tmp)): p.read_bytes()
-                for p in Path(tmp).rglob("*")
-                if p.is_file()
-            }
-        return srsly.msgpack_dumps(files)
+            return folder_to_bytes(tmp)
 
     def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "LLMTagger":
-        files = srsly.msgpack_loads(bytes_data)
         with tempfile.TemporaryDirectory() as tmp:
-            for relative, data in files.items():
-                target = Path(tmp) / relative
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(data)
+            bytes_to_folder(bytes_data, tmp)
             self.from_disk(tmp, exclude=exclude)
         return self

@@ -51,12 +51,50 @@ def main(
     if rows:
         lines.append("")
         lines.append(f"Test sentences evaluated: {rows[0]['sentences']}.")
+    multitask = multitask_table(metrics_dir, training_dir)
+    if multitask:
+        lines += ["", multitask]
     table = "\n".join(lines)
     output_md.parent.mkdir(parents=True, exist_ok=True)
     output_md.write_text(table + "\n")
     print(table)
     if output_png is not None and rows:
         write_chart(rows, output_png)
+
+
+def multitask_table(metrics_dir: Path, training_dir: Path) -> str:
+    """NER + POS: two single-task llm_taggers vs one shared decoder pass, if all were run."""
+    names = ("llm-unmasked", "llm-tag", "llm-trf-ner-tag")
+    files = [metrics_dir / f"{name}.json" for name in names]
+    if not all(f.exists() for f in files):
+        return ""
+    ner, tag, joint = (json.loads(f.read_text()) for f in files)
+
+    def train_seconds(name: str) -> float:
+        file = training_dir / name / "train_seconds.txt"
+        return float(file.read_text()) if file.exists() else float("nan")
+
+    # Both single-task pipelines run over the same words: their times add up.
+    both_wps = 1.0 / (1.0 / ner["words_per_second"] + 1.0 / tag["words_per_second"])
+    rows = [
+        ("two llm_taggers (llm-unmasked + llm-tag)", ner["ents_f"], tag["tag_acc"],
+         train_seconds("llm-unmasked") + train_seconds("llm-tag"), both_wps,
+         ner["size_mb"] + tag["size_mb"]),
+        ("one shared decoder: transformer + ner + tagger (llm-trf-ner-tag)", joint["ents_f"],
+         joint["tag_acc"], train_seconds("llm-trf-ner-tag"), joint["words_per_second"],
+         joint["size_mb"]),
+    ]
+    lines = [
+        "NER + POS (PTB tags), both tasks on the same test words:",
+        "",
+        "| setup | NER F1 | tag acc | train s | words/s (both tasks) | size MB |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, f1, acc, seconds, wps, size in rows:
+        lines.append(
+            f"| {name} | {100 * f1:.1f} | {100 * acc:.1f} | {seconds:.0f} | {wps:.0f} | {size:.1f} |"
+        )
+    return "\n".join(lines)
 
 
 def write_chart(rows: List[dict], path: Path) -> None:

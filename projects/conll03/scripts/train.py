@@ -36,13 +36,16 @@ def main() -> None:
         rest = rest[:at] + rest[at + 2:]
     overrides = parse_config_overrides(rest)
     overrides = {k: resolve_package_path(v) for k, v in overrides.items()}
-    # Model names in the config itself (e.g. spacy-transformers' `name`), except the
-    # llm_tagger's, which resolves `package:` names on its own (and keeps them portable).
+    # Model names in the config itself (e.g. spacy-transformers' `name`), except in
+    # spacy-llm-tagger architectures, which resolve `package:` names on their own (and
+    # keep them portable).
     config_values = load_config(Path(config), overrides=overrides, interpolate=False)
     for name, component in config_values.get("components", {}).items():
         key = f"components.{name}.model.name"
-        value = component.get("model", {}).get("name")
-        if component.get("factory") != "llm_tagger" and isinstance(value, str):
+        model = component.get("model", {})
+        value = model.get("name")
+        ours = str(model.get("@architectures", "")).startswith("spacy-llm-tagger.")
+        if not ours and isinstance(value, str):
             if value.startswith("package:") and key not in overrides:
                 overrides[key] = resolve_package_path(value)
     start = time.perf_counter()
