@@ -27,13 +27,11 @@ def log(message: str) -> None:
 
 
 def test_docs(nlp, n_sentences: int):
-    import spacy
-    from spacy.tokens import Doc
-
     from spacy_llm_tagger.conll import conll03_path, read_conll03
+    from spacy_llm_tagger.corpus import tokens_only
 
     docs = read_conll03(conll03_path("test"), nlp.vocab, unit="sentence", limit=n_sentences)
-    return [Doc(nlp.vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d]) for d in docs], docs
+    return [tokens_only(d, nlp.vocab) for d in docs], docs
 
 
 def build_tagger(unmask: str = "all", **model: Any):
@@ -206,13 +204,14 @@ def spacy_transformers_pipe(nlp_llm, docs, n_words: int, examples) -> Dict[str, 
     return {"words_per_second": results[best], "batch_size": best}
 
 
-def training_speed(nlp, examples, steps: int = 6) -> Dict[str, Any]:
+def training_speed(nlp, examples, steps: int = 4) -> Dict[str, Any]:
     """nlp.update words/s against a plain peft + transformers loop (the reference's recipe)."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModel
 
     batches = [examples[i * 16:(i + 1) * 16] for i in range(steps)]
+    batches = [batch for batch in batches if batch]
     n_words = sum(len(eg.predicted) for b in batches for eg in b)
     optimizer = nlp.resume_training()
     nlp.update(batches[0], sgd=optimizer)  # warm-up
@@ -280,6 +279,26 @@ def memory_child(mode: str) -> None:
     }))
 
 
+def current_rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def growth_child(n_docs: int) -> None:
+    """Run in a subprocess: resident memory along one long nlp.pipe run."""
+    nlp, _ = build_tagger()
+    docs, _ = test_docs(nlp, 4000)
+    texts = [d.text for d in docs]
+    stream = (texts[i % len(texts)] for i in range(n_docs))
+    samples = []
+    start = time.perf_counter()
+    for i, doc in enumerate(nlp.pipe(stream, batch_size=64), start=1):
+        if i % 500 == 0 or i == n_docs:
+            samples.append({"docs": i, "rss_mb": round(current_rss_mb(), 1)})
+    seconds = time.perf_counter() - start
+    print(json.dumps({"docs": n_docs, "seconds": seconds, "samples": samples}))
+
+
 def child(args: List[str]) -> Dict[str, Any]:
     out = subprocess.run([sys.executable, __file__, *args], check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -293,7 +312,11 @@ def main() -> None:
     parser.add_argument("--skip-peers", action="store_true")
     parser.add_argument("--child-scaling", type=int)
     parser.add_argument("--child-memory")
+    parser.add_argument("--growth-docs", type=int, default=4000, help="docs in the RSS-growth run (0 = skip)")
+    parser.add_argument("--child-growth", type=int)
     args = parser.parse_args()
+    if args.child_growth:
+        return growth_child(args.child_growth)
     if args.child_scaling:
         return scaling_child(args.child_scaling)
     if args.child_memory:
@@ -311,19 +334,27 @@ def main() -> None:
     texts = [d.text for d in docs]
     n_words = sum(len(d) for d in docs)
     result["words"] = n_words
+
+    def save() -> None:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps(result, indent=2))
+
     log("raw forward ...")
     result["raw_forward"] = raw_forward(nlp, texts, n_words)
+    save()
     log("llm_tagger nlp.pipe ...")
     result["llm_tagger"] = tagger_pipe(nlp, docs, n_words)
     result["overhead_ratio"] = result["llm_tagger"]["words_per_second"] / result["raw_forward"]["words_per_second"]
     if not args.skip_peers:
         log("transformers token-classification pipeline ...")
         result["hf_token_classification"] = hf_token_classification(nlp, texts, n_words)
+        save()
         log("spacy-transformers + ner ...")
         try:
             result["spacy_transformers"] = spacy_transformers_pipe(nlp, docs, n_words, examples)
         except Exception as err:  # report, do not hide
             result["spacy_transformers"] = {"error": f"{type(err).__name__}: {err}"[:300]}
+        save()
         log("training speed ...")
         result["training"] = training_speed(nlp, examples)
     del nlp
@@ -331,8 +362,12 @@ def main() -> None:
     for size in [int(s) for s in args.scaling.split(",") if s]:
         log(f"scaling: one doc of {size} words ...")
         result["scaling"].append(child(["--child-scaling", str(size)]))
+    save()
     log("memory ...")
     result["memory"] = [child(["--child-memory", "inference"]), child(["--child-memory", "training"])]
+    if args.growth_docs:
+        log(f"resident memory along nlp.pipe over {args.growth_docs} docs ...")
+        result["memory_growth"] = child(["--child-growth", str(args.growth_docs)])
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2))
     print_table(result)
@@ -360,6 +395,9 @@ def print_table(r: Dict[str, Any]) -> None:
         print(f"| {s['words']} | {s['words_per_second']:.0f} | {s['peak_rss_mb']:.0f} |")
     for m in r["memory"]:
         print(f"peak RSS {m['mode']}: {m['peak_rss_mb']:.0f} MB (after load {m['after_load_rss_mb']:.0f} MB)")
+    if "memory_growth" in r:
+        samples = r["memory_growth"]["samples"]
+        print("\nRSS along nlp.pipe: " + ", ".join(f"{s['docs']} docs {s['rss_mb']:.0f} MB" for s in samples))
 
 
 if __name__ == "__main__":

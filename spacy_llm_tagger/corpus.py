@@ -39,11 +39,16 @@ def create_sentence_corpus(
                     continue
                 count += 1
                 if gold_tokens:
-                    words = [t.text for t in sentence]
-                    spaces = [bool(t.whitespace_) for t in sentence]
-                    predicted = Doc(nlp.vocab, words=words, spaces=spaces)
+                    predicted = tokens_only(sentence, nlp.vocab)
                 else:
                     predicted = nlp.make_doc(sentence.text)
                 yield Example(predicted, sentence)
 
     return read
+
+
+def tokens_only(doc: Doc, vocab=None) -> Doc:
+    """A copy of ``doc`` with the same tokens and spaces and no annotation."""
+    words = [token.text for token in doc]
+    spaces = [bool(token.whitespace_) for token in doc]
+    return Doc(vocab if vocab is not None else doc.vocab, words=words, spaces=spaces)

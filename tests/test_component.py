@@ -99,6 +99,20 @@ def test_bio_viterbi_never_produces_invalid_tags():
         assert len(covered) == len(set(covered))
 
 
+def test_batched_viterbi_equals_one_doc_at_a_time():
+    from spacy_llm_tagger.pipeline.decoding import bio_constraints, viterbi_bio, viterbi_bio_batch
+
+    rng = np.random.default_rng(1)
+    start, allowed = bio_constraints(4)
+    lengths = [0, 1, 2, 7, 30, 3, 0, 120, 5, 1]
+    seqs = [rng.normal(size=(n, 9)) * 3 for n in lengths]
+    for max_cells in (1 << 16, 64):  # one group, or many small groups
+        batched = viterbi_bio_batch(seqs, start, allowed, max_cells=max_cells)
+        assert [len(p) for p in batched] == lengths
+        for seq, path in zip(seqs, batched):
+            np.testing.assert_array_equal(path, viterbi_bio(seq, start, allowed))
+
+
 @pytest.mark.parametrize("target,attr", [("tag", "tag_"), ("pos", "pos_")])
 def test_token_targets(tiny_model_dir, target, attr):
     nlp = make_nlp(tiny_model_dir, target=target, head_dropout=0.0, lora_dropout=0.0)

@@ -116,6 +116,27 @@ def test_long_doc_uses_overlapping_windows(tiny_model_dir):
     np.testing.assert_allclose(per_token(data), per_token(in_batch), atol=1e-5)
 
 
+def test_simulated_out_of_memory_splits_the_windows(trained, monkeypatch):
+    nlp = trained
+    texts = [t for t, _, _ in TRAIN_DATA]
+    expected = [d._.trf_data.model_output.last_hidden_state for d in nlp.pipe(texts)]
+    module = decoder_module(nlp)
+    original = module.forward
+    calls = []
+
+    def forward_with_oom(input_ids, attention_mask, position_ids):
+        calls.append(input_ids.shape[0])
+        if input_ids.shape[0] > 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return original(input_ids, attention_mask, position_ids)
+
+    monkeypatch.setattr(module, "forward", forward_with_oom)
+    got = [d._.trf_data.model_output.last_hidden_state for d in nlp.pipe(texts)]
+    assert calls[0] == len(texts) and calls.count(1) == len(texts)
+    for a, b in zip(expected, got):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
 def test_mean_pooling_aligns_every_subword(tiny_model_dir):
     nlp = make_nlp(tiny_model_dir, pooling="mean")
     nlp.initialize(lambda: examples(nlp))

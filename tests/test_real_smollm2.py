@@ -13,6 +13,7 @@ from spacy.training import Example
 from thinc.api import fix_random_seed
 
 from spacy_llm_tagger.conll import conll03_path, read_conll03
+from spacy_llm_tagger.corpus import tokens_only
 
 pytestmark = [
     pytest.mark.slow,
@@ -29,12 +30,7 @@ F1_FLOOR = 0.50  # measured 0.599 on this setting (2-core CPU, seed 0, ~100 s of
 
 def examples(nlp, split, limit):
     docs = read_conll03(conll03_path(split), nlp.vocab, unit="sentence", limit=limit)
-    out = []
-    for doc in docs:
-        words = [t.text for t in doc]
-        spaces = [bool(t.whitespace_) for t in doc]
-        out.append(Example(spacy.tokens.Doc(nlp.vocab, words=words, spaces=spaces), doc))
-    return out
+    return [Example(tokens_only(doc, nlp.vocab), doc) for doc in docs]
 
 
 def test_unmasked_smollm2_learns_conll_ner():

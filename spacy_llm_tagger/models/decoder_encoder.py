@@ -64,6 +64,7 @@ def encode_windows(
 ) -> Tuple[Floats3d, Callable[[Floats3d], None]]:
     """Hidden states of all windows in one (windows, longest, hidden) float32 array.
 
+    Padding positions are zeros.
     The returned callback takes the gradient of that array and backpropagates
     it into the decoder's adapters, group by group.
     """
@@ -77,7 +78,8 @@ def encode_windows(
             states, callback = decoder.wrapper(group, True)
         else:
             states, callback = _predict_splitting_on_oom(decoder.wrapper, group, xp)
-        hidden[xp.asarray(group.rows), : states.shape[1]] = states
+        real = xp.asarray(group.attention_mask[:, : states.shape[1], None], dtype="float32")
+        hidden[xp.asarray(group.rows), : states.shape[1]] = states * real  # padding stays 0
         callbacks.append(callback)
 
     def backprop(d_hidden: Floats3d) -> None:
@@ -90,10 +92,10 @@ def encode_windows(
 
 def _predict_splitting_on_oom(wrapper: Model, group: WindowGroup, xp: Any):
     """Encode a group; on out-of-memory, split it in halves and retry."""
-    from .decoder_tagger import _is_out_of_memory
+    from .decoder_tagger import _is_out_of_memory, predict_in_inference_mode
 
     try:
-        return wrapper(group, False)
+        return predict_in_inference_mode(wrapper, group), lambda d_states: None
     except (RuntimeError, MemoryError) as err:
         if not _is_out_of_memory(err):
             raise

@@ -333,7 +333,7 @@ def _is_out_of_memory(err: BaseException) -> bool:
 def _predict_splitting_on_oom(wrapper: Model, batch: WindowBatch, n_labels: int, xp: Any):
     """Predict a batch; on GPU out-of-memory, split it in halves and retry."""
     try:
-        return wrapper(batch, False)
+        return predict_in_inference_mode(wrapper, batch), _no_backprop
     except (RuntimeError, MemoryError) as err:
         if not _is_out_of_memory(err):
             raise
@@ -349,6 +349,29 @@ def _predict_splitting_on_oom(wrapper: Model, batch: WindowBatch, n_labels: int,
         part_scores, _ = _predict_splitting_on_oom(wrapper, part, n_labels, xp)
         scores[xp.asarray(words)] = part_scores
     return scores, lambda d_scores: []
+
+
+def predict_in_inference_mode(wrapper: Model, inputs: Any) -> Any:
+    """Run the wrapped torch module for prediction under ``torch.inference_mode``.
+
+    Thinc's shim predicts under ``no_grad``; inference mode also skips
+    version counting and view tracking. Returns the output as an xp array.
+    """
+    shim = wrapper.shims[0]
+    module = shim._model
+    args, _ = wrapper.attrs["convert_inputs"](wrapper, inputs, False)
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.inference_mode():
+            output = module(*args.args, **args.kwargs)
+    finally:
+        module.train(was_training)
+    return torch2xp(output)
+
+
+def _no_backprop(d_outputs: Any) -> list:
+    return []
 
 
 def _convert_inputs(model: Model, batch: WindowBatch, is_train: bool):

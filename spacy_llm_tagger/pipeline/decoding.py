@@ -52,6 +52,59 @@ def viterbi_bio(log_probs: np.ndarray, start: np.ndarray, allowed: np.ndarray) -
     return path
 
 
+def viterbi_bio_batch(
+    log_probs: Sequence[np.ndarray],
+    start: np.ndarray,
+    allowed: np.ndarray,
+    max_cells: int = 1 << 16,
+) -> List[np.ndarray]:
+    """:func:`viterbi_bio` for many docs at once, vectorised over the docs.
+
+    Docs are sorted by length and decoded in groups of at most ``max_cells``
+    padded tokens, so the Python loop runs once per position of the longest
+    doc in a group, not once per token of every doc.
+    """
+    from ..models.batching import group_by_length
+
+    lengths = np.asarray([len(lp) for lp in log_probs], dtype=np.int64)
+    paths: List[np.ndarray] = [np.zeros((0,), dtype=np.int64)] * len(log_probs)
+    by_length = np.argsort(-lengths, kind="stable")
+    by_length = by_length[lengths[by_length] > 0]
+    penalty = np.where(allowed, 0.0, -np.inf)
+    for members in group_by_length(lengths[by_length], max_cells, pass_cost=256):
+        docs = by_length[members]
+        for doc, path in zip(docs.tolist(), _viterbi_sorted([log_probs[d] for d in docs], start, penalty)):
+            paths[doc] = path
+    return paths
+
+
+def _viterbi_sorted(seqs: Sequence[np.ndarray], start: np.ndarray, penalty: np.ndarray) -> List[np.ndarray]:
+    """Viterbi over docs sorted longest first (the docs still running are a prefix)."""
+    n_docs, n_tags = len(seqs), len(start)
+    lengths = np.asarray([len(s) for s in seqs], dtype=np.int64)
+    max_len = int(lengths[0])
+    padded = np.zeros((n_docs, max_len, n_tags), dtype=np.float64)
+    for row, seq in enumerate(seqs):
+        padded[row, : len(seq)] = seq
+    running = (lengths[None, :] > np.arange(max_len)[:, None]).sum(axis=1)  # docs alive at i
+    score = np.where(start[None, :], padded[:, 0], -np.inf)
+    back = np.zeros((max_len, n_docs, n_tags), dtype=np.int64)
+    for i in range(1, max_len):
+        k = int(running[i])
+        candidates = score[:k, :, None] + penalty[None]
+        best_prev = candidates.argmax(axis=1)
+        back[i, :k] = best_prev
+        score[:k] = np.take_along_axis(candidates, best_prev[:, None, :], axis=1)[:, 0] + padded[:k, i]
+    current = score.argmax(axis=1)
+    out = np.zeros((n_docs, max_len), dtype=np.int64)
+    for i in range(max_len - 1, -1, -1):
+        k = int(running[i])
+        out[:k, i] = current[:k]
+        if i > 0:
+            current[:k] = back[i, np.arange(k), current[:k]]
+    return [out[row, :length] for row, length in enumerate(lengths.tolist())]
+
+
 def bio_to_spans(tags: np.ndarray) -> List[Tuple[int, int, int]]:
     """(start, end, label index) spans from a valid BIO tag index sequence."""
     spans: List[Tuple[int, int, int]] = []

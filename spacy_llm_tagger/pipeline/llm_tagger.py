@@ -139,7 +139,7 @@ class LLMTagger(TrainablePipe):
         if not docs:
             return []
         scores = self.model.predict(docs)
-        return [self.target.decode(self.model.ops.to_numpy(s), self.labels) for s in scores]
+        return self.target.decode_batch([self.model.ops.to_numpy(s) for s in scores], self.labels)
 
     def set_annotations(self, docs: Iterable[Doc], tags: List[np.ndarray]) -> None:
         for doc, doc_tags in zip(docs, tags):

@@ -19,6 +19,7 @@ from .decoding import (
     bio_to_spans,
     log_softmax,
     viterbi_bio,
+    viterbi_bio_batch,
 )
 
 MISSING = -1
@@ -41,6 +42,10 @@ class Target:
 
     def decode(self, scores: np.ndarray, labels: Sequence[str]) -> np.ndarray:
         return scores.argmax(axis=-1).astype(np.int64) if len(scores) else np.zeros((0,), "i")
+
+    def decode_batch(self, scores: Sequence[np.ndarray], labels: Sequence[str]) -> List[np.ndarray]:
+        """Decode the scores of many docs (in order)."""
+        return [self.decode(doc_scores, labels) for doc_scores in scores]
 
     def set_annotations(self, doc: Doc, tags: np.ndarray, labels: Sequence[str], overwrite: bool) -> None:
         raise NotImplementedError
@@ -156,6 +161,10 @@ class SpanTarget(Target):
     def decode(self, scores: np.ndarray, labels: Sequence[str]) -> np.ndarray:
         start, allowed = bio_constraints(len(labels))
         return viterbi_bio(log_softmax(scores), start, allowed)
+
+    def decode_batch(self, scores: Sequence[np.ndarray], labels: Sequence[str]) -> List[np.ndarray]:
+        start, allowed = bio_constraints(len(labels))
+        return viterbi_bio_batch([log_softmax(s) for s in scores], start, allowed)
 
     def set_annotations(self, doc: Doc, tags: np.ndarray, labels: Sequence[str], overwrite: bool) -> None:
         spans = [Span(doc, s, e, label=labels[label]) for s, e, label in bio_to_spans(tags)]
