@@ -25,6 +25,10 @@ from .unmasking import LayerUnmasker, check_unmask_syntax, find_decoder_layers, 
 InT = List[Doc]
 OutT = List[Floats2d]
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2")
+# Padded subwords per forward pass when max_batch_tokens = 0 (auto). On CPU, passes of about
+# 512 subwords ran fastest (SmolLM2-135M, 2 cores: 425 words/s at 512, 371 at 1,024, 343 at
+# 4,096: activations fall out of cache); GPUs want large passes.
+AUTO_BATCH_TOKENS = {"cpu": 512, "gpu": 8192}
 
 
 @dataclass
@@ -42,7 +46,7 @@ class DecoderSettings:
     gradient_checkpointing: bool = False
     max_length: int = 512
     window_overlap: int = 64
-    max_batch_tokens: int = 8192
+    max_batch_tokens: int = 0
     head_dropout: float = 0.1
     attn_implementation: str = "sdpa"
     store_base_weights: bool = False
@@ -63,8 +67,14 @@ class DecoderSettings:
             raise ConfigError("max_length must be at least 8 subwords.")
         if self.window_overlap < 0:
             raise ConfigError("window_overlap must be >= 0.")
-        if self.max_batch_tokens < self.max_length:
-            raise ConfigError("max_batch_tokens must be >= max_length.")
+        if self.max_batch_tokens < 0:
+            raise ConfigError("max_batch_tokens must be >= 0 (0 = automatic for the device).")
+
+    def batch_tokens(self, device_type: str) -> int:
+        """Padded subwords per forward pass on this device (``max_batch_tokens``, 0 = auto)."""
+        if self.max_batch_tokens:
+            return self.max_batch_tokens
+        return AUTO_BATCH_TOKENS["cpu" if device_type == "cpu" else "gpu"]
         check_unmask_syntax(self.unmask)  # layer range is checked at load
 
     def to_dict(self) -> dict:
@@ -99,7 +109,7 @@ def DecoderTagger(
     gradient_checkpointing: bool = False,
     max_length: int = 512,
     window_overlap: int = 64,
-    max_batch_tokens: int = 8192,
+    max_batch_tokens: int = 0,
     head_dropout: float = 0.1,
     attn_implementation: str = "sdpa",
     store_base_weights: bool = False,
@@ -115,7 +125,8 @@ def DecoderTagger(
         adapters and head stay float32.
     max_length: window size in subwords; longer docs are split into windows
         that overlap by ``window_overlap`` subwords.
-    max_batch_tokens: padded subwords per forward pass.
+    max_batch_tokens: padded subwords per forward pass (0 = automatic: 512 on CPU,
+        8192 on GPU). A single window longer than this still runs, alone.
     store_base_weights: save the full base weights with the pipeline.
     """
     settings = DecoderSettings(
@@ -256,7 +267,7 @@ def forward(model: Model, docs: InT, is_train: bool) -> Tuple[OutT, Callable]:
     xp = model.ops.xp
     plan: BatchPlan = plan_batches(
         decoder.aligner(docs),
-        settings.max_batch_tokens,
+        settings.batch_tokens(module_device(decoder).type),
         decoder.aligner.filler_id,
         settings.pooling,
     )
@@ -288,6 +299,10 @@ def forward(model: Model, docs: InT, is_train: bool) -> Tuple[OutT, Callable]:
         return []
 
     return list(outputs), backprop
+
+
+def module_device(decoder: LoadedDecoder) -> torch.device:
+    return decoder.wrapper.shims[0].device
 
 
 def set_adapters_merged(decoder: LoadedDecoder, settings: DecoderSettings, merged: bool) -> None:

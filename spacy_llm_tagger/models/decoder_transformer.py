@@ -39,6 +39,7 @@ from .decoder_tagger import (
     get_decoder,
     get_settings,
     init,
+    module_device,
     set_adapters_merged,
 )
 from .persistence import bytes_to_folder, folder_to_bytes, load_decoder, save_decoder
@@ -90,7 +91,7 @@ def DecoderTransformerModel(
     gradient_checkpointing: bool = False,
     max_length: int = 512,
     window_overlap: int = 64,
-    max_batch_tokens: int = 8192,
+    max_batch_tokens: int = 0,
     attn_implementation: str = "sdpa",
     store_base_weights: bool = False,
 ) -> Model[List[Doc], Any]:
@@ -139,7 +140,11 @@ def forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[Any, Callabl
     if not windows:
         return data_classes.FullTransformerBatch.empty(len(docs)), lambda d_output: docs
     hidden, backprop_hidden = encode_windows(
-        decoder, windows, settings.max_batch_tokens, is_train, model.ops.xp
+        decoder,
+        windows,
+        settings.batch_tokens(module_device(decoder).type),
+        is_train,
+        model.ops.xp,
     )
     input_ids, attention_mask = pad_windows(windows, decoder.aligner.filler_id)
     wordpieces = data_classes.WordpieceBatch(
