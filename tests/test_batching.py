@@ -54,3 +54,16 @@ def test_pipe_keeps_count_and_order(tiny_model_dir):
     texts = ["", " ", "a", *SENTENCES, "\n\n", "x " * 300] * 3
     docs = list(nlp.pipe(texts, batch_size=4))
     assert [d.text for d in docs] == texts
+
+
+def test_automatic_batch_tokens_depend_on_the_device():
+    from spacy_llm_tagger.errors import ConfigError
+    from spacy_llm_tagger.models.decoder_tagger import DecoderSettings
+
+    auto = DecoderSettings(name="any")
+    assert auto.batch_tokens("cpu") == 512 and auto.batch_tokens("cuda") == 8192
+    assert DecoderSettings(name="any", max_batch_tokens=100).batch_tokens("cpu") == 100
+    with pytest.raises(ConfigError, match="max_batch_tokens"):
+        DecoderSettings(name="any", max_batch_tokens=-1)
+    with pytest.raises(ConfigError, match="Invalid unmask"):
+        DecoderSettings(name="any", unmask="left-only")

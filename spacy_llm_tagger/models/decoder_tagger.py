@@ -69,13 +69,13 @@ class DecoderSettings:
             raise ConfigError("window_overlap must be >= 0.")
         if self.max_batch_tokens < 0:
             raise ConfigError("max_batch_tokens must be >= 0 (0 = automatic for the device).")
+        check_unmask_syntax(self.unmask)  # layer range is checked at load
 
     def batch_tokens(self, device_type: str) -> int:
         """Padded subwords per forward pass on this device (``max_batch_tokens``, 0 = auto)."""
         if self.max_batch_tokens:
             return self.max_batch_tokens
         return AUTO_BATCH_TOKENS["cpu" if device_type == "cpu" else "gpu"]
-        check_unmask_syntax(self.unmask)  # layer range is checked at load
 
     def to_dict(self) -> dict:
         return asdict(self)
