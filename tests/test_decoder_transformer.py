@@ -214,3 +214,53 @@ def test_trains_from_the_config_with_spacy_train(tiny_model_dir, tmp_path):
     assert best.pipe_names == ["transformer", "ner", "tagger"]
     scores = best.evaluate(examples(best))
     assert scores["tag_acc"] > 0.7 and scores["ents_f"] > 0.5, scores
+
+
+LISTENER = {
+    "@architectures": "spacy-transformers.TransformerListener.v1",
+    "grad_factor": 1.0,
+    "pooling": {"@layers": "reduce_mean.v1"},
+}
+
+SPAN_CAT_DATA = [
+    ("Peter visited Brussels .", [(0, 5, "PER"), (14, 22, "LOC")], "TRAVEL"),
+    ("Germany imports lamb .", [(0, 7, "LOC")], "TRADE"),
+    ("John likes Paris .", [(0, 4, "PER"), (11, 16, "LOC")], "TRAVEL"),
+]
+
+
+def test_spancat_and_textcat_listen_to_the_same_decoder(tiny_model_dir):
+    fix_random_seed(0)
+    nlp = spacy.blank("en")
+    nlp.add_pipe("transformer", config={"model": {
+        "@architectures": "spacy-llm-tagger.DecoderTransformerModel.v1",
+        "name": str(tiny_model_dir), "unmask": "01", "lora_r": 4, "lora_alpha": 8,
+    }})
+    nlp.add_pipe("spancat", config={"spans_key": "sc", "model": {
+        "@architectures": "spacy.SpanCategorizer.v1",
+        "reducer": {"@layers": "spacy.mean_max_reducer.v1", "hidden_size": 32},
+        "scorer": {"@layers": "spacy.LinearLogistic.v1"},
+        "tok2vec": LISTENER,
+    }})
+    nlp.add_pipe("textcat", config={"model": {
+        "@architectures": "spacy.TextCatReduce.v1", "exclusive_classes": True,
+        "use_reduce_first": False, "use_reduce_last": False, "use_reduce_max": False,
+        "use_reduce_mean": True, "tok2vec": LISTENER,
+    }})
+    egs = []
+    for text, spans, cat in SPAN_CAT_DATA:
+        cats = {label: float(label == cat) for label in ("TRAVEL", "TRADE")}
+        egs.append(Example.from_dict(nlp.make_doc(text), {"spans": {"sc": spans}, "cats": cats}))
+    optimizer = nlp.initialize(lambda: egs)
+    first = last = None
+    for step in range(15):
+        losses = nlp.update(egs, sgd=optimizer, drop=0.0, losses={})
+        first = first or dict(losses)
+        last = losses
+    for name in ("spancat", "textcat"):
+        assert last[name] < first[name], (name, first, last)
+    doc = nlp("Peter visited Brussels .")
+    assert set(doc.cats) == {"TRAVEL", "TRADE"}
+    assert "sc" in doc.spans
+    module = decoder_module(nlp)
+    assert any(p.abs().sum() > 0 for n, p in module.named_parameters() if "lora_B" in n)
