@@ -264,3 +264,10 @@ def test_spancat_and_textcat_listen_to_the_same_decoder(tiny_model_dir):
     assert "sc" in doc.spans
     module = decoder_module(nlp)
     assert any(p.abs().sum() > 0 for n, p in module.named_parameters() if "lora_B" in n)
+
+
+def test_replace_listeners_is_a_clear_error(trained):
+    before = trained.config.to_str()
+    with pytest.raises(NotImplementedError, match="replace_listeners"):
+        trained.replace_listeners("transformer", "tagger", ["model.tok2vec"])
+    assert trained.config.to_str() == before

@@ -60,8 +60,21 @@ def require_spacy_transformers() -> Any:
     return data_classes
 
 
+def refuse_copy(*args: Any) -> Any:
+    """nlp.replace_listeners would copy the decoder into every listening component."""
+    raise NotImplementedError(
+        "spacy-llm-tagger.DecoderTransformerModel.v1 cannot be copied (e.g. by "
+        "nlp.replace_listeners): each copy would duplicate the whole decoder. Keep the "
+        "components listening to the shared transformer, or use the llm_tagger "
+        "component for a standalone tagger."
+    )
+
+
 class DecoderTransformer(Model):
     """The Thinc model; (de)serialises its decoder like the llm_tagger does."""
+
+    def copy(self) -> "DecoderTransformer":  # type: ignore[override]
+        refuse_copy()
 
     def to_bytes(self) -> bytes:  # type: ignore[override]
         if self.attrs.get("decoder") is None:
@@ -123,7 +136,13 @@ def DecoderTransformerModel(
         forward,
         init=init,
         dims={"nO": None},
-        attrs={"settings": settings, "decoder": None, "encoder_only": True},
+        attrs={
+            "settings": settings,
+            "decoder": None,
+            "encoder_only": True,
+            # called by nlp.replace_listeners before it edits the config: fail cleanly
+            "replace_listener_cfg": refuse_copy,
+        },
     )
 
 
