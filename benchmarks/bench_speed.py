@@ -146,15 +146,15 @@ def tagger_pipe(nlp, docs, n_words: int) -> Tuple[Dict[str, Any], Callable]:
             lambda: list(nlp.pipe([d.copy() for d in docs], batch_size=batch_size)), repeat=2
         )
     best = max(results, key=results.get)
-    from spacy_llm_tagger.models import decoder_tagger
+    from spacy_llm_tagger.models import torch_calls
 
-    aligner, run_forward = decoder.aligner, decoder_tagger.predict_in_inference_mode
+    aligner, run_forward = decoder.aligner, torch_calls.predict_in_inference_mode
     decoder.aligner = Timed(aligner, "tokenize_align")
-    decoder_tagger.predict_in_inference_mode = Timed(run_forward, "forward")
+    torch_calls.predict_in_inference_mode = Timed(run_forward, "forward")
     tagger.target.decode_batch = Timed(tagger.target.decode_batch, "decode")
     tagger.target.set_annotations = Timed(tagger.target.set_annotations, "set_annotations")
     total = timed(lambda: list(nlp.pipe([d.copy() for d in docs], batch_size=best)))
-    decoder.aligner, decoder_tagger.predict_in_inference_mode = aligner, run_forward
+    decoder.aligner, torch_calls.predict_in_inference_mode = aligner, run_forward
     del tagger.target.decode_batch, tagger.target.set_annotations
     real = padded = 0
     for i in range(0, len(docs), best):

@@ -60,12 +60,8 @@ def plan_batches(
     batches: List[WindowBatch] = []
     orders: List[np.ndarray] = []
     for g, members in enumerate(groups):
-        seq = int(lengths[members].max())
-        input_ids = np.full((len(members), seq), pad_id, dtype=np.int64)
-        attention_mask = np.zeros((len(members), seq), dtype=np.int64)
-        for row, index in enumerate(members):
-            input_ids[row, : lengths[index]] = windows[index]
-            attention_mask[row, : lengths[index]] = 1
+        input_ids, attention_mask = pad_windows([windows[index] for index in members], pad_id)
+        seq = input_ids.shape[1]
         tokens = np.flatnonzero(token_group == g)
         rows = window_row[token_global_window[tokens]]
         starts = rows * seq + token_start[tokens]
@@ -80,6 +76,17 @@ def plan_batches(
         batches.append(WindowBatch(input_ids, attention_mask, piece_index, piece_word, len(tokens)))
         orders.append(tokens)
     return BatchPlan(batches, np.concatenate(orders), doc_lengths)
+
+
+def pad_windows(windows: Sequence[np.ndarray], pad_id: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Right-pad windows into ``input_ids`` and ``attention_mask`` (1 = real) arrays."""
+    seq = max((len(w) for w in windows), default=0)
+    input_ids = np.full((len(windows), seq), pad_id, dtype=np.int64)
+    attention_mask = np.zeros((len(windows), seq), dtype=np.int64)
+    for row, window in enumerate(windows):
+        input_ids[row, : len(window)] = window
+        attention_mask[row, : len(window)] = 1
+    return input_ids, attention_mask
 
 
 def group_by_length(

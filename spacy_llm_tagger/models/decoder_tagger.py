@@ -12,13 +12,15 @@ import numpy as np
 import torch
 from spacy.tokens import Doc
 from spacy.util import registry
-from thinc.api import ArgsKwargs, Model, PyTorchWrapper_v2, torch2xp, xp2torch
+from thinc.api import ArgsKwargs, Model, PyTorchWrapper_v2
 from thinc.types import Floats2d
 
 from ..errors import ConfigError
 from .alignment import SubwordAligner
 from .batching import BatchPlan, WindowBatch, plan_batches, split_batch
+from .decoder_encoder import convert_encoder_inputs
 from .loading import DTYPES, ModelLocation, special_token_frame
+from .torch_calls import convert_padded_outputs, decoder_kwargs, predict_unless_out_of_memory
 from .torch_module import POOLING_MODES, DecoderEncoderModule, DecoderTaggerModule
 from .unmasking import LayerUnmasker, check_unmask_syntax, find_decoder_layers, parse_unmask
 
@@ -221,12 +223,10 @@ def attach_decoder(
                 raise ValueError(f"Adapter weights do not fit this base model: {unexpected[:5]}")
     module: Any
     if model.attrs.get("encoder_only"):
-        from .decoder_encoder import convert_encoder_inputs, convert_encoder_outputs
-
         model.set_dim("nO", int(base.config.hidden_size), force=True)
         module = DecoderEncoderModule(decoder, unmasker)
         wrapper = PyTorchWrapper_v2(
-            module, convert_inputs=convert_encoder_inputs, convert_outputs=convert_encoder_outputs
+            module, convert_inputs=convert_encoder_inputs, convert_outputs=convert_padded_outputs
         )
     else:
         module = DecoderTaggerModule(
@@ -238,7 +238,7 @@ def attach_decoder(
             head_dropout=settings.head_dropout,
         )
         wrapper = PyTorchWrapper_v2(
-            module, convert_inputs=_convert_inputs, convert_outputs=_convert_outputs
+            module, convert_inputs=_convert_inputs, convert_outputs=convert_padded_outputs
         )
     prefix, suffix = special_token_frame(tokenizer)
     aligner = SubwordAligner(tokenizer, prefix, suffix, settings.max_length, settings.window_overlap)
@@ -338,51 +338,16 @@ def _limit_threads_after_fork(decoder: LoadedDecoder) -> None:
         decoder.extra["pid"] = pid
 
 
-def _is_out_of_memory(err: BaseException) -> bool:
-    oom_types = tuple(
-        t for t in (getattr(torch, "OutOfMemoryError", None), getattr(torch.cuda, "OutOfMemoryError", None)) if t
-    )
-    return isinstance(err, oom_types) or "out of memory" in str(err).lower()
-
-
 def _predict_splitting_on_oom(wrapper: Model, batch: WindowBatch, n_labels: int, xp: Any):
     """Predict a batch; on GPU out-of-memory, split it in halves and retry."""
-    try:
-        return predict_in_inference_mode(wrapper, batch), _no_backprop
-    except (RuntimeError, MemoryError) as err:
-        if not _is_out_of_memory(err):
-            raise
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-        if batch.input_ids.shape[0] <= 1:
-            raise MemoryError(
-                f"Out of memory on a single window of {batch.input_ids.shape[1]} subwords. "
-                f"Lower max_length (and max_batch_tokens) in the llm_tagger model config."
-            ) from err
+    scores = predict_unless_out_of_memory(wrapper, batch, "llm_tagger")
+    if scores is not None:
+        return scores, _no_backprop
     scores = xp.zeros((batch.n_words, n_labels), dtype="float32")
     for part, words in split_batch(batch):
         part_scores, _ = _predict_splitting_on_oom(wrapper, part, n_labels, xp)
         scores[xp.asarray(words)] = part_scores
-    return scores, lambda d_scores: []
-
-
-def predict_in_inference_mode(wrapper: Model, inputs: Any) -> Any:
-    """Run the wrapped torch module for prediction under ``torch.inference_mode``.
-
-    Thinc's shim predicts under ``no_grad``; inference mode also skips
-    version counting and view tracking. Returns the output as an xp array.
-    """
-    shim = wrapper.shims[0]
-    module = shim._model
-    args, _ = wrapper.attrs["convert_inputs"](wrapper, inputs, False)
-    if module.training:
-        # Stays in eval mode until the next training step (thinc's begin_update sets
-        # train mode): toggling thousands of submodules per call cost 40% of the time
-        # of nlp() on a 10-word doc.
-        module.eval()
-    with torch.inference_mode():
-        output = module(*args.args, **args.kwargs)
-    return torch2xp(output)
+    return scores, _no_backprop
 
 
 def _no_backprop(d_outputs: Any) -> list:
@@ -391,31 +356,10 @@ def _no_backprop(d_outputs: Any) -> list:
 
 def _convert_inputs(model: Model, batch: WindowBatch, is_train: bool):
     device = model.shims[0].device
-    seq = batch.input_ids.shape[1]
     kwargs = {
-        "input_ids": torch.from_numpy(batch.input_ids).to(device),
-        "attention_mask": torch.from_numpy(batch.attention_mask).to(device),
-        "position_ids": torch.arange(seq, device=device)
-        .unsqueeze(0)
-        .expand(batch.input_ids.shape[0], seq),
+        **decoder_kwargs(model, batch.input_ids, batch.attention_mask),
         "piece_index": torch.from_numpy(batch.piece_index).to(device),
         "piece_word": torch.from_numpy(batch.piece_word).to(device),
         "n_words": batch.n_words,
     }
     return ArgsKwargs(args=(), kwargs=kwargs), lambda d_inputs: []
-
-
-def _convert_outputs(model: Model, inputs_outputs: Tuple[Any, Any], is_train: bool):
-    batch, torch_scores = inputs_outputs
-    module: DecoderTaggerModule = model.shims[0]._model
-    scores = torch2xp(torch_scores.detach())
-
-    def convert_for_torch_backward(d_scores: Floats2d) -> ArgsKwargs:
-        # Gradient checkpointing re-runs the unmasked layers' hooks in
-        # backward: give them this batch's padding again.
-        device = torch_scores.device
-        module.unmasker.state.set(torch.from_numpy(batch.attention_mask).to(device).bool())
-        grad = xp2torch(d_scores, device=device).to(torch_scores.dtype)
-        return ArgsKwargs(args=(torch_scores,), kwargs={"grad_tensors": grad})
-
-    return scores, convert_for_torch_backward

@@ -32,7 +32,8 @@ from thinc.api import Model, torch2xp, xp2torch
 from thinc.types import Ragged
 
 from .alignment import DocWindows
-from .decoder_encoder import encode_windows, pad_windows
+from .batching import pad_windows
+from .decoder_encoder import encode_windows
 from .decoder_tagger import (
     DecoderSettings,
     _limit_threads_after_fork,
@@ -158,14 +159,15 @@ def forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[Any, Callabl
     windows = [window for doc_windows in encoded for window in doc_windows.windows]
     if not windows:
         return data_classes.FullTransformerBatch.empty(len(docs)), lambda d_output: docs
+    input_ids, attention_mask = pad_windows(windows, decoder.aligner.filler_id)
     hidden, backprop_hidden = encode_windows(
         decoder,
-        windows,
+        input_ids,
+        attention_mask,
         settings.batch_tokens(module_device(decoder).type),
         is_train,
         model.ops.xp,
     )
-    input_ids, attention_mask = pad_windows(windows, decoder.aligner.filler_id)
     wordpieces = data_classes.WordpieceBatch(
         strings=[decoder.tokenizer.convert_ids_to_tokens(w.tolist()) for w in windows],
         input_ids=input_ids,
