@@ -13,7 +13,7 @@ from thinc.api import ArgsKwargs, Model
 from thinc.types import Floats3d
 
 from .batching import group_by_length
-from .torch_calls import decoder_kwargs, predict_unless_out_of_memory
+from .torch_calls import decoder_kwargs, no_backprop, predict_unless_out_of_memory
 
 if TYPE_CHECKING:
     from .decoder_tagger import LoadedDecoder
@@ -88,14 +88,14 @@ def _predict_splitting_on_oom(wrapper: Model, group: WindowGroup, xp: Any):
     """Encode a group; on out-of-memory, split it in halves and retry."""
     states = predict_unless_out_of_memory(wrapper, group, "transformer")
     if states is not None:
-        return states, _no_backprop
+        return states, no_backprop
     half = len(group.rows) // 2
     parts = [_half(group, 0, half), _half(group, half, len(group.rows))]
     part_states = [_predict_splitting_on_oom(wrapper, part, xp)[0] for part in parts]
     states = xp.zeros((*group.input_ids.shape, part_states[0].shape[-1]), dtype="float32")
     states[:half, : part_states[0].shape[1]] = part_states[0]
     states[half:, : part_states[1].shape[1]] = part_states[1]
-    return states, _no_backprop
+    return states, no_backprop
 
 
 def _half(group: WindowGroup, lo: int, hi: int) -> WindowGroup:
@@ -106,10 +106,6 @@ def _half(group: WindowGroup, lo: int, hi: int) -> WindowGroup:
         np.ascontiguousarray(group.input_ids[lo:hi, :seq]),
         np.ascontiguousarray(mask[:, :seq]),
     )
-
-
-def _no_backprop(d_states: Any) -> None:
-    return None
 
 
 def convert_encoder_inputs(model: Model, group: WindowGroup, is_train: bool):

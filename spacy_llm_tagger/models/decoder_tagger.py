@@ -20,7 +20,12 @@ from .alignment import SubwordAligner
 from .batching import BatchPlan, WindowBatch, plan_batches, split_batch
 from .decoder_encoder import convert_encoder_inputs
 from .loading import DTYPES, ModelLocation, special_token_frame
-from .torch_calls import convert_padded_outputs, decoder_kwargs, predict_unless_out_of_memory
+from .torch_calls import (
+    convert_padded_outputs,
+    decoder_kwargs,
+    no_backprop,
+    predict_unless_out_of_memory,
+)
 from .torch_module import POOLING_MODES, DecoderEncoderModule, DecoderTaggerModule
 from .unmasking import LayerUnmasker, check_unmask_syntax, find_decoder_layers, parse_unmask
 
@@ -342,16 +347,12 @@ def _predict_splitting_on_oom(wrapper: Model, batch: WindowBatch, n_labels: int,
     """Predict a batch; on GPU out-of-memory, split it in halves and retry."""
     scores = predict_unless_out_of_memory(wrapper, batch, "llm_tagger")
     if scores is not None:
-        return scores, _no_backprop
+        return scores, no_backprop
     scores = xp.zeros((batch.n_words, n_labels), dtype="float32")
     for part, words in split_batch(batch):
         part_scores, _ = _predict_splitting_on_oom(wrapper, part, n_labels, xp)
         scores[xp.asarray(words)] = part_scores
-    return scores, _no_backprop
-
-
-def _no_backprop(d_outputs: Any) -> list:
-    return []
+    return scores, no_backprop
 
 
 def _convert_inputs(model: Model, batch: WindowBatch, is_train: bool):

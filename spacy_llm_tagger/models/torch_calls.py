@@ -58,6 +58,11 @@ def predict_in_inference_mode(wrapper: Model, inputs: Any) -> Any:
     return torch2xp(output)
 
 
+def no_backprop(d_outputs: Any) -> list:
+    """The backprop callback of a prediction: nothing to send back."""
+    return []
+
+
 def is_out_of_memory(err: BaseException) -> bool:
     oom_types = tuple(
         t
