@@ -33,8 +33,9 @@ InT = List[Doc]
 OutT = List[Floats2d]
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2")
 # Padded subwords per forward pass when max_batch_tokens = 0 (auto). On CPU, passes of about
-# 512 subwords ran fastest (SmolLM2-135M, 2 cores: 425 words/s at 512, 371 at 1,024, 343 at
-# 4,096: activations fall out of cache); GPUs want large passes.
+# 512 subwords ran fastest (benchmarks/bench_batch_tokens.py, SmolLM2-135M, 2 cores: 532
+# words/s at 512, 450 at 1,024, 383 at 4,096: activations fall out of cache); GPUs want large
+# passes.
 AUTO_BATCH_TOKENS = {"cpu": 512, "gpu": 8192}
 
 
