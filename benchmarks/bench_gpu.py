@@ -28,23 +28,20 @@ SHAPES = {
 def build(shape: str, device: str, checkpointing: bool):
     from transformers import MistralConfig
 
+    from spacy_llm_tagger.models.decoder_tagger import DecoderTaggerModule
     from spacy_llm_tagger.models.loading import build_base_model
-    from spacy_llm_tagger.models.torch_module import DecoderTaggerModule
-    from spacy_llm_tagger.models.unmasking import LayerUnmasker, find_decoder_layers
-    from peft import LoraConfig, get_peft_model
+    from spacy_llm_tagger.models.network import build_unmasked_decoder
+    from spacy_llm_tagger.models.settings import DecoderSettings
 
     dtype = "bfloat16" if device == "cuda" else "float32"
     config = MistralConfig(sliding_window=4096, **SHAPES[shape])
     with torch.device(device):
         base = build_base_model(config, dtype, "sdpa")
-    n_layers = len(find_decoder_layers(base))
-    unmasker = LayerUnmasker(base, list(range(n_layers)))
-    for p in base.parameters():
-        p.requires_grad_(False)
-    if checkpointing:
-        base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    peft = get_peft_model(base, LoraConfig(r=16, lora_alpha=32, target_modules="all-linear"))
-    module = DecoderTaggerModule(peft, unmasker, config.hidden_size, 9).to(device)
+    settings = DecoderSettings(
+        name="random", unmask="all", dtype=dtype, gradient_checkpointing=checkpointing
+    )
+    decoder, unmasker = build_unmasked_decoder(base, settings)
+    module = DecoderTaggerModule(decoder, unmasker, config.hidden_size, 9).to(device)
     return module, config
 
 

@@ -58,7 +58,7 @@ def test_pipe_keeps_count_and_order(tiny_model_dir):
 
 def test_automatic_batch_tokens_depend_on_the_device():
     from spacy_llm_tagger.errors import ConfigError
-    from spacy_llm_tagger.models.decoder_tagger import DecoderSettings
+    from spacy_llm_tagger.models.settings import DecoderSettings
 
     auto = DecoderSettings(name="any")
     assert auto.batch_tokens("cpu") == 512 and auto.batch_tokens("cuda") == 8192

@@ -62,7 +62,7 @@ def test_only_adapters_and_head_get_gradients(tiny_model_dir):
     examples = ner_examples(nlp)
     nlp.initialize(lambda: examples)
     tagger = nlp.get_pipe("llm_tagger")
-    module = tagger.model.attrs["decoder"].module
+    module = tagger.model.loaded.module
     trainable = {n for n, p in module.named_parameters() if p.requires_grad}
     assert trainable and all(("lora_" in n) or n.startswith("head.") for n in trainable)
     tagger.update(examples, sgd=None)
@@ -229,8 +229,8 @@ def test_merged_adapters_predict_like_unmerged(tiny_model_dir):
     tagger = nlp.get_pipe("llm_tagger")
     docs = [eg.predicted for eg in examples]
     merged = [tagger.model.ops.to_numpy(s) for s in tagger.model.predict(docs)]
-    assert tagger.model.attrs["decoder"].extra["merged"]
+    assert tagger.model.loaded.module.adapters_merged
     unmerged, _ = tagger.model.begin_update(docs)  # training path: adapters unmerged
-    assert not tagger.model.attrs["decoder"].extra["merged"]
+    assert not tagger.model.loaded.module.adapters_merged
     for a, b in zip(merged, unmerged):
         np.testing.assert_allclose(a, tagger.model.ops.to_numpy(b), atol=1e-4)

@@ -48,7 +48,7 @@ def examples(nlp):
 
 
 def decoder_module(nlp):
-    return nlp.get_pipe("transformer").model.attrs["decoder"].module
+    return nlp.get_pipe("transformer").model.loaded.module
 
 
 def lora_b_grads(nlp):

@@ -7,7 +7,7 @@ from .test_component import make_nlp, ner_examples
 
 def grads_after_one_update(nlp, examples):
     tagger = nlp.get_pipe("llm_tagger")
-    module = tagger.model.attrs["decoder"].module
+    module = tagger.model.loaded.module
     module.zero_grad()
     tagger.update(examples, sgd=None)
     return {n: p.grad.clone() for n, p in module.named_parameters() if p.grad is not None}
@@ -17,7 +17,7 @@ def test_bfloat16_base_keeps_adapters_and_head_in_float32(tiny_model_dir):
     nlp = make_nlp(tiny_model_dir, dtype="bfloat16")
     examples = ner_examples(nlp)
     nlp.initialize(lambda: examples)
-    module = nlp.get_pipe("llm_tagger").model.attrs["decoder"].module
+    module = nlp.get_pipe("llm_tagger").model.loaded.module
     dtypes = {n: p.dtype for n, p in module.named_parameters()}
     assert all(d == torch.float32 for n, d in dtypes.items() if "lora_" in n or n.startswith("head."))
     assert any(d == torch.bfloat16 for n, d in dtypes.items() if "lora_" not in n)
@@ -56,5 +56,5 @@ def test_training_step_on_gpu(tiny_model_dir):
     losses = {}
     nlp.update(examples, sgd=optimizer, losses=losses)
     assert losses["llm_tagger"] > 0
-    module = nlp.get_pipe("llm_tagger").model.attrs["decoder"].module
+    module = nlp.get_pipe("llm_tagger").model.loaded.module
     assert next(module.parameters()).is_cuda

@@ -111,7 +111,7 @@ def test_misaligned_and_empty_training_examples(tiny_model_dir):
 
 def test_simulated_out_of_memory_splits_the_batch(nlp, monkeypatch):
     tagger = nlp.get_pipe("llm_tagger")
-    module = tagger.model.attrs["decoder"].module
+    module = tagger.model.loaded.module
     texts = [f"Peter Blackburn {i} lives in Brussels ." for i in range(12)]
     expected = [tagger.model.ops.to_numpy(s) for s in tagger.model.predict([nlp.make_doc(t) for t in texts])]
     original = module.forward
@@ -132,7 +132,7 @@ def test_simulated_out_of_memory_splits_the_batch(nlp, monkeypatch):
 
 
 def test_out_of_memory_on_one_window_is_a_clear_error(nlp, monkeypatch):
-    module = nlp.get_pipe("llm_tagger").model.attrs["decoder"].module
+    module = nlp.get_pipe("llm_tagger").model.loaded.module
 
     def always_oom(*args, **kwargs):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
@@ -146,7 +146,7 @@ def test_same_seed_same_adapters_and_predictions(tiny_model_dir):
     def run():
         nlp = make_nlp(tiny_model_dir, lora_dropout=0.1)
         train(nlp, ner_examples(nlp), steps=3)
-        module = nlp.get_pipe("llm_tagger").model.attrs["decoder"].module
+        module = nlp.get_pipe("llm_tagger").model.loaded.module
         state = {k: v.clone() for k, v in module.state_dict().items() if "lora_" in k or "head" in k}
         return state, [ents(d) for d in nlp.pipe([t for t, _ in [("Peter lives in Brussels .", 0)]] * 2)]
 

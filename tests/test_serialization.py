@@ -38,7 +38,7 @@ def test_round_trip_identical_predictions(trained, tmp_path):
     for a, b in zip(scores_of(nlp, SENTENCES), scores_of(loaded, SENTENCES)):
         np.testing.assert_array_equal(a, b)
     assert ents_of(nlp, SENTENCES) == ents_of(loaded, SENTENCES)
-    assert loaded.get_pipe("llm_tagger").model.attrs["decoder"].unmasked_layers == [1, 2]
+    assert loaded.get_pipe("llm_tagger").model.loaded.unmasked_layers == [1, 2]
 
 
 def test_to_bytes_round_trip(trained):

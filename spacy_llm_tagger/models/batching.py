@@ -1,4 +1,10 @@
-"""Packing the windows of many docs into length-sorted, padded torch batches."""
+"""Packing the windows of many docs into length-grouped, padded forward passes.
+
+:func:`plan_passes` sorts all windows of a batch of docs by length and groups them so that
+padding stays small; each :class:`WindowPass` knows which windows it runs and which tokens
+it reads, so its output can be put back in doc order. :func:`split_pass` halves a pass (for
+out-of-memory retries). Both architectures plan their passes here.
+"""
 from dataclasses import dataclass
 from typing import List, Sequence, Tuple
 
@@ -6,76 +12,80 @@ import numpy as np
 
 from .alignment import DocWindows
 
-
 PASS_COST = 32  # padded subwords one extra forward pass is worth (CPU, measured roughly)
 
 
 @dataclass
-class WindowBatch:
-    """One padded forward pass: windows as rows, and the words it scores."""
+class WindowPass:
+    """One padded forward pass: some windows as rows, and the tokens read from them."""
 
+    windows: np.ndarray  # (rows,) which window of the plan each row is
     input_ids: np.ndarray  # (rows, seq) int64, right-padded
     attention_mask: np.ndarray  # (rows, seq) int64, 1 = real subword
+    tokens: np.ndarray  # (n_tokens,) which token of the plan (docs concatenated) each is
     piece_index: np.ndarray  # flat (row * seq + position) of each pooled subword
-    piece_word: np.ndarray  # which scored word each pooled subword belongs to
-    n_words: int
+    piece_token: np.ndarray  # which of ``tokens`` each pooled subword belongs to
+
+    @property
+    def n_tokens(self) -> int:
+        return len(self.tokens)
 
 
 @dataclass
-class BatchPlan:
-    """All forward passes for a list of docs and how to put their rows back."""
+class PassPlan:
+    """All forward passes for a list of docs."""
 
-    batches: List[WindowBatch]
-    order: np.ndarray  # global token position of each output row, batch after batch
-    doc_lengths: List[int]
+    passes: List[WindowPass]
+    windows: List[np.ndarray]  # every window's input ids, docs in order
+    doc_lengths: List[int]  # tokens per doc
+
+    @property
+    def n_tokens(self) -> int:
+        return int(sum(self.doc_lengths))
 
 
-def plan_batches(
-    encoded: Sequence[DocWindows],
-    max_batch_tokens: int,
-    pad_id: int,
-    pooling: str,
-) -> BatchPlan:
-    """Group all windows by length so padding stays small, preserving doc order."""
+def plan_passes(
+    encoded: Sequence[DocWindows], max_batch_tokens: int, pad_id: int, pooling: str
+) -> PassPlan:
+    """Group all windows by length (at most ``max_batch_tokens`` padded subwords a pass).
+
+    ``pooling`` says which subwords of a token are read: "first" or all of them ("mean").
+    """
     doc_lengths = [len(e.token_window) for e in encoded]
     windows = [w for e in encoded for w in e.windows]
     if not windows:
-        return BatchPlan([], np.zeros((0,), dtype=np.int64), doc_lengths)
+        return PassPlan([], windows, doc_lengths)
     window_offsets = np.cumsum([0] + [len(e.windows) for e in encoded])[:-1]
-    token_global_window = np.concatenate(
-        [e.token_window + off for e, off in zip(encoded, window_offsets)]
-    )
+    token_window = np.concatenate([e.token_window + off for e, off in zip(encoded, window_offsets)])
     token_start = np.concatenate([e.token_start for e in encoded])
     token_end = np.concatenate([e.token_end for e in encoded])
     lengths = np.asarray([len(w) for w in windows], dtype=np.int64)
     by_length = np.argsort(-lengths, kind="stable")
-    groups = group_by_length(lengths[by_length], max_batch_tokens)
-    groups = [[int(by_length[i]) for i in group] for group in groups]
+    groups = [by_length[group] for group in group_by_length(lengths[by_length], max_batch_tokens)]
     window_group = np.empty(len(windows), dtype=np.int64)
     window_row = np.empty(len(windows), dtype=np.int64)
     for g, members in enumerate(groups):
         window_group[members] = g
         window_row[members] = np.arange(len(members))
-    token_group = window_group[token_global_window]
-    batches: List[WindowBatch] = []
-    orders: List[np.ndarray] = []
+    token_group = window_group[token_window]
+    passes = []
     for g, members in enumerate(groups):
         input_ids, attention_mask = pad_windows([windows[index] for index in members], pad_id)
-        seq = input_ids.shape[1]
         tokens = np.flatnonzero(token_group == g)
-        rows = window_row[token_global_window[tokens]]
-        starts = rows * seq + token_start[tokens]
-        if pooling == "first":
-            piece_index = starts
-            piece_word = np.arange(len(tokens), dtype=np.int64)
-        else:
-            counts = token_end[tokens] - token_start[tokens]
-            piece_word = np.repeat(np.arange(len(tokens), dtype=np.int64), counts)
-            run_start = np.repeat(np.cumsum(counts) - counts, counts)
-            piece_index = np.repeat(starts, counts) + (np.arange(counts.sum()) - run_start)
-        batches.append(WindowBatch(input_ids, attention_mask, piece_index, piece_word, len(tokens)))
-        orders.append(tokens)
-    return BatchPlan(batches, np.concatenate(orders), doc_lengths)
+        starts = window_row[token_window[tokens]] * input_ids.shape[1] + token_start[tokens]
+        counts = token_end[tokens] - token_start[tokens]
+        piece_index, piece_token = _pieces(starts, counts, pooling)
+        passes.append(WindowPass(members, input_ids, attention_mask, tokens, piece_index, piece_token))
+    return PassPlan(passes, windows, doc_lengths)
+
+
+def _pieces(starts: np.ndarray, counts: np.ndarray, pooling: str) -> Tuple[np.ndarray, np.ndarray]:
+    """Flat positions of the subwords each token reads, and which token each belongs to."""
+    if pooling == "first":
+        return starts, np.arange(len(starts), dtype=np.int64)
+    piece_token = np.repeat(np.arange(len(starts), dtype=np.int64), counts)
+    run_start = np.repeat(np.cumsum(counts) - counts, counts)
+    return np.repeat(starts, counts) + (np.arange(counts.sum()) - run_start), piece_token
 
 
 def pad_windows(windows: Sequence[np.ndarray], pad_id: int) -> Tuple[np.ndarray, np.ndarray]:
@@ -120,26 +130,28 @@ def group_by_length(
     return groups[::-1]
 
 
-def split_batch(batch: WindowBatch) -> List[Tuple[WindowBatch, np.ndarray]]:
-    """Split a batch's rows in two halves; also return which words each half scores."""
+def split_pass(batch: WindowPass) -> List[WindowPass]:
+    """The pass's rows in two halves, each cut to its own longest row."""
     rows, seq = batch.input_ids.shape
     half = rows // 2
     piece_row = batch.piece_index // seq
-    word_row = np.zeros(batch.n_words, dtype=np.int64)
-    word_row[batch.piece_word] = piece_row
+    token_row = np.zeros(batch.n_tokens, dtype=np.int64)
+    token_row[batch.piece_token] = piece_row
     parts = []
     for lo, hi in ((0, half), (half, rows)):
-        words = np.flatnonzero((word_row >= lo) & (word_row < hi))
-        new_word = np.full(batch.n_words, -1, dtype=np.int64)
-        new_word[words] = np.arange(len(words))
-        keep = (piece_row >= lo) & (piece_row < hi)
+        kept_tokens = np.flatnonzero((token_row >= lo) & (token_row < hi))
+        renumbered = np.full(batch.n_tokens, -1, dtype=np.int64)
+        renumbered[kept_tokens] = np.arange(len(kept_tokens))
+        kept_pieces = (piece_row >= lo) & (piece_row < hi)
         width = int(batch.attention_mask[lo:hi].sum(axis=1).max())
-        part = WindowBatch(
-            input_ids=np.ascontiguousarray(batch.input_ids[lo:hi, :width]),
-            attention_mask=np.ascontiguousarray(batch.attention_mask[lo:hi, :width]),
-            piece_index=(piece_row[keep] - lo) * width + batch.piece_index[keep] % seq,
-            piece_word=new_word[batch.piece_word[keep]],
-            n_words=len(words),
+        parts.append(
+            WindowPass(
+                windows=batch.windows[lo:hi],
+                input_ids=np.ascontiguousarray(batch.input_ids[lo:hi, :width]),
+                attention_mask=np.ascontiguousarray(batch.attention_mask[lo:hi, :width]),
+                tokens=batch.tokens[kept_tokens],
+                piece_index=(piece_row[kept_pieces] - lo) * width + batch.piece_index[kept_pieces] % seq,
+                piece_token=renumbered[batch.piece_token[kept_pieces]],
+            )
         )
-        parts.append((part, words))
     return parts

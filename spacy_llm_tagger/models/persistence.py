@@ -1,4 +1,6 @@
-"""Saving and loading a trained decoder tagger without any download.
+"""A decoder model folder: its files written from, and read back into, the parts of the network.
+
+Nothing is downloaded when a folder is read.
 
 A saved model folder holds:
 
@@ -12,21 +14,14 @@ A saved model folder holds:
   so the folder (and a ``spacy package`` wheel) is self-contained.
 """
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Union
+from typing import Any, Dict, Optional, Union
 
 import torch
 from safetensors.torch import load_file, save_file
-from thinc.api import Model
 
 from ..errors import ModelError, ModelNotFoundError
-from .decoder_tagger import (
-    LoadedDecoder,
-    attach_decoder,
-    get_decoder,
-    get_settings,
-    set_adapters_merged,
-)
 from .loading import (
     build_base_model,
     dequantized_gguf,
@@ -36,6 +31,8 @@ from .loading import (
     resolve_name,
     torch_dtype,
 )
+from .network import DecoderNetwork
+from .settings import DecoderSettings
 
 SETTINGS_FILE = "decoder.json"
 HEAD_FILE = "head.safetensors"
@@ -45,37 +42,54 @@ BASE_DIR = "base"
 BASE_WEIGHTS_FILE = "model.safetensors"
 
 
-def save_decoder(model: Model, path: Union[str, Path]) -> None:
-    """Write the trained parts (and optionally the base weights) to ``path``."""
+@dataclass
+class SavedDecoder:
+    """What a saved folder holds, read back: enough to rebuild the network offline."""
+
+    n_out: Optional[int]
+    tokenizer: Any
+    base: Any  # the base decoder with its pretrained weights
+    adapter_state: Optional[Dict[str, torch.Tensor]]
+
+
+def write_folder(
+    path: Union[str, Path],
+    settings: DecoderSettings,
+    n_out: Optional[int],
+    tokenizer: Any,
+    base_config: Any,
+    network: DecoderNetwork,
+) -> None:
+    """Write the trained parts (and with ``store_base_weights`` the base weights) to ``path``."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    decoder = get_decoder(model)
-    settings = get_settings(model)
-    module = decoder.module
     meta: Dict[str, Any] = {
         "settings": settings.to_dict(),
-        "nO": model.get_dim("nO"),
+        "nO": n_out,
         "base_model": settings.name,
-        "base_config": decoder.base_config.to_dict(),
+        "base_config": base_config.to_dict(),
         "base_weights_stored": bool(settings.store_base_weights),
-        "unmasked_layers": decoder.unmasked_layers,
+        "unmasked_layers": network.unmasked_layers,
     }
     (path / SETTINGS_FILE).write_text(json.dumps(meta, indent=2, default=str), encoding="utf8")
-    decoder.tokenizer.save_pretrained(str(path / TOKENIZER_DIR))
-    if hasattr(module, "head"):
-        save_file(_cpu_state(module.head.state_dict()), str(path / HEAD_FILE))
+    tokenizer.save_pretrained(str(path / TOKENIZER_DIR))
+    if network.head is not None:
+        save_file(_cpu_state(network.head.state_dict()), str(path / HEAD_FILE))
     if settings.lora_r > 0:
-        module.decoder.save_pretrained(str(path / ADAPTER_DIR))
+        network.decoder.save_pretrained(str(path / ADAPTER_DIR))
     if settings.store_base_weights:
-        set_adapters_merged(decoder, settings, merged=False)
         base_dir = path / BASE_DIR
         base_dir.mkdir(exist_ok=True)
-        decoder.base_config.save_pretrained(str(base_dir))
-        save_file(_cpu_state(_base_state_dict(module.decoder)), str(base_dir / BASE_WEIGHTS_FILE))
+        base_config.save_pretrained(str(base_dir))
+        save_file(_cpu_state(network.base_state_dict()), str(base_dir / BASE_WEIGHTS_FILE))
 
 
-def load_decoder(model: Model, path: Union[str, Path]) -> LoadedDecoder:
-    """Rebuild the network from ``path`` and the base model, and load the weights."""
+def read_folder(path: Union[str, Path], settings: DecoderSettings) -> SavedDecoder:
+    """Read a folder written by :func:`write_folder` (the head: :func:`read_head`).
+
+    The base model comes from ``base/`` or, when the folder does not carry it, from
+    ``settings.name``.
+    """
     path = Path(path)
     settings_path = path / SETTINGS_FILE
     if not settings_path.exists():
@@ -83,32 +97,33 @@ def load_decoder(model: Model, path: Union[str, Path]) -> LoadedDecoder:
             f"{settings_path} is missing: {path} is not a saved llm_tagger model folder."
         )
     meta = json.loads(settings_path.read_text(encoding="utf8"))
-    settings = get_settings(model)
-    model.set_dim("nO", int(meta["nO"]), force=True)
     tokenizer = _load_saved_tokenizer(path / TOKENIZER_DIR, settings.name)
     base = _load_base(path, meta, settings)
     adapter_state = None
     if settings.lora_r > 0:
         adapter_state = _read_weights(path / ADAPTER_DIR / "adapter_model.safetensors")
-    try:
-        decoder = attach_decoder(model, tokenizer, base, adapter_state=adapter_state)
-    except (RuntimeError, ValueError) as err:
-        raise ModelError(
-            f"The adapters in {path / ADAPTER_DIR} do not fit the base model "
-            f"{settings.name!r}: {err}\nThey were trained on another base model; "
-            f"point 'name' at the base they were trained with."
-        ) from err
-    if not hasattr(decoder.module, "head"):
-        return decoder
-    head_state = _read_weights(path / HEAD_FILE)
-    try:
-        decoder.module.head.load_state_dict(head_state)
-    except RuntimeError as err:
-        raise ModelError(
-            f"{path / HEAD_FILE} does not fit this model (labels or hidden size "
-            f"differ): {err}"
-        ) from err
-    return decoder
+    n_out = meta.get("nO")
+    return SavedDecoder(None if n_out is None else int(n_out), tokenizer, base, adapter_state)
+
+
+def read_head(path: Union[str, Path]) -> Dict[str, torch.Tensor]:
+    """The head's weights in a folder written by :func:`write_folder`."""
+    return _read_weights(Path(path) / HEAD_FILE)
+
+
+def adapters_do_not_fit(path: Union[str, Path], name: str, err: Exception) -> ModelError:
+    return ModelError(
+        f"The adapters in {Path(path) / ADAPTER_DIR} do not fit the base model "
+        f"{name!r}: {err}\nThey were trained on another base model; "
+        f"point 'name' at the base they were trained with."
+    )
+
+
+def head_does_not_fit(path: Union[str, Path], err: Exception) -> ModelError:
+    return ModelError(
+        f"{Path(path) / HEAD_FILE} does not fit this model (labels or hidden size "
+        f"differ): {err}"
+    )
 
 
 def _load_saved_tokenizer(path: Path, name: str) -> Any:
@@ -122,7 +137,7 @@ def _load_saved_tokenizer(path: Path, name: str) -> Any:
         raise ModelNotFoundError(f"Could not read the saved tokenizer in {path}: {err}") from err
 
 
-def _load_base(path: Path, meta: Dict[str, Any], settings: Any) -> Any:
+def _load_base(path: Path, meta: Dict[str, Any], settings: DecoderSettings) -> Any:
     from transformers import AutoConfig
 
     base_dir = path / BASE_DIR
@@ -171,16 +186,6 @@ def _read_weights(file: Path) -> Dict[str, torch.Tensor]:
         return load_file(str(file))
     except Exception as err:  # safetensors raises its own error types
         raise ModelNotFoundError(f"{file} is unreadable (truncated or corrupted): {err}") from err
-
-
-def _base_state_dict(decoder: Any) -> Dict[str, torch.Tensor]:
-    base = decoder.get_base_model() if hasattr(decoder, "get_base_model") else decoder
-    state = {}
-    for key, value in base.state_dict().items():
-        if "lora_" in key:
-            continue
-        state[key.replace(".base_layer.", ".")] = value
-    return state
 
 
 def _cpu_state(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:

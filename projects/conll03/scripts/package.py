@@ -57,7 +57,7 @@ def main(
     nlp.meta["name"] = name
     nlp.meta["version"] = version
     nlp.to_disk(staging)
-    base = nlp.get_pipe("llm_tagger").model.attrs["settings"].name
+    base = nlp.get_pipe("llm_tagger").model.settings.name
     run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", wheels, package_source_root()])
     build = output_dir / "build"
     shutil.rmtree(build, ignore_errors=True)

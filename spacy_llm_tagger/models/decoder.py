@@ -1,0 +1,263 @@
+"""The decoder core both registered architectures share.
+
+:class:`DecoderModel` is the Thinc model of an unmasked, LoRA-tuned decoder: it holds the
+validated :class:`~.settings.DecoderSettings`, loads the base model in ``initialize`` (or
+from a saved folder, never at construction), and saves and loads itself. Each architecture
+hands it a :class:`NetworkBuilder`: the torch network it puts on the decoder (a tagging
+head, or none for the shared encoder) and how a forward pass feeds that network.
+After loading, :attr:`DecoderModel.loaded` is the typed :class:`LoadedDecoder`.
+"""
+import copy
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+
+import srsly
+import torch
+from thinc.api import ArgsKwargs, Model, PyTorchWrapper_v2
+
+from ..errors import ConfigError
+from .alignment import SubwordAligner
+from .batching import WindowPass
+from .loading import ModelLocation, special_token_frame
+from .network import DecoderNetwork, build_unmasked_decoder, padded_output_converter
+from .persistence import (
+    adapters_do_not_fit,
+    bytes_to_folder,
+    folder_to_bytes,
+    head_does_not_fit,
+    read_folder,
+    read_head,
+    write_folder,
+)
+from .settings import DecoderSettings
+
+ConvertInputs = Callable[[Model, WindowPass, bool], Tuple[ArgsKwargs, Callable]]
+
+
+@dataclass(frozen=True)
+class NetworkBuilder:
+    """What an architecture puts on the unmasked decoder.
+
+    build: ``(model, decoder, unmasker, base_config) -> DecoderNetwork``; ``decoder`` is the
+        (peft-wrapped) base, frozen, its chosen layers unmasked.
+    convert_inputs: Thinc's ``convert_inputs`` from a :class:`WindowPass` to the network's
+        keyword arguments.
+    needs_n_out: the model's ``nO`` (the number of labels) must be set before initialize.
+    """
+
+    build: Callable[["DecoderModel", Any, Any, Any], DecoderNetwork]
+    convert_inputs: ConvertInputs
+    needs_n_out: bool = False
+
+
+@dataclass
+class LoadedDecoder:
+    """What ``initialize`` or loading builds: tokenizer, aligner, network and its Thinc wrapper."""
+
+    tokenizer: Any
+    aligner: SubwordAligner
+    module: DecoderNetwork
+    wrapper: Model
+    convert_inputs: ConvertInputs
+    base_config: Any
+    location: Optional[ModelLocation] = None
+    pid: int = field(default_factory=os.getpid)  # the process that last ran it
+
+    @property
+    def unmasked_layers(self) -> List[int]:
+        return self.module.unmasked_layers
+
+
+class DecoderModel(Model):
+    """A decoder LLM with chosen layers unmasked and LoRA adapters, as a Thinc model."""
+
+    def __init__(
+        self,
+        name: str,
+        forward: Callable,
+        settings: DecoderSettings,
+        network: NetworkBuilder,
+        dims: Optional[Dict[str, Optional[int]]] = None,
+        attrs: Optional[Dict[str, Any]] = None,
+    ) -> None:
+        super().__init__(
+            name,
+            forward,
+            init=initialize_decoder,
+            dims=dims or {},
+            attrs={"settings": settings, "network": network, "loaded": None, **(attrs or {})},
+        )
+
+    @property
+    def settings(self) -> DecoderSettings:
+        return self.attrs["settings"]
+
+    @property
+    def network_builder(self) -> NetworkBuilder:
+        return self.attrs["network"]
+
+    @property
+    def is_loaded(self) -> bool:
+        """Whether the network is built and its weights loaded."""
+        return self.attrs["loaded"] is not None
+
+    @property
+    def loaded(self) -> LoadedDecoder:
+        """The loaded decoder; a clear error before ``nlp.initialize()`` or loading."""
+        loaded = self.attrs["loaded"]
+        if loaded is None:
+            raise ValueError(
+                "The llm_tagger model has no weights yet: call nlp.initialize() before "
+                "using or training it, or load a trained pipeline with spacy.load()."
+            )
+        return loaded
+
+    @property
+    def device(self) -> torch.device:
+        return self.loaded.wrapper.shims[0].device
+
+    @property
+    def batch_tokens(self) -> int:
+        """Padded subwords per forward pass on the network's device."""
+        return self.settings.batch_tokens(self.device.type)
+
+    def prepare(self, is_train: bool) -> LoadedDecoder:
+        """What every forward pass does first: one torch thread in a forked worker, and the
+        adapters merged for prediction (unmerged for training)."""
+        loaded = self.loaded
+        limit_threads_after_fork(loaded)
+        loaded.module.set_adapters_merged(not is_train)
+        return loaded
+
+    # -- building the network ------------------------------------------
+
+    def attach(
+        self,
+        tokenizer: Any,
+        base: Any,
+        location: Optional[ModelLocation] = None,
+        adapter_state: Optional[dict] = None,
+    ) -> LoadedDecoder:
+        """Unmask the chosen layers of ``base``, add adapters and the architecture's network."""
+        settings = self.settings
+        builder = self.network_builder
+        decoder, unmasker = build_unmasked_decoder(base, settings, adapter_state)
+        network = builder.build(self, decoder, unmasker, base.config)
+        wrapper = PyTorchWrapper_v2(
+            network,
+            convert_inputs=builder.convert_inputs,
+            convert_outputs=padded_output_converter(network),
+        )
+        prefix, suffix = special_token_frame(tokenizer)
+        loaded = LoadedDecoder(
+            tokenizer=tokenizer,
+            aligner=SubwordAligner(
+                tokenizer, prefix, suffix, settings.max_length, settings.window_overlap
+            ),
+            module=network,
+            wrapper=wrapper,
+            convert_inputs=builder.convert_inputs,
+            base_config=base.config,
+            location=location,
+        )
+        self.attrs["loaded"] = loaded
+        self.layers[:] = [wrapper]  # so the optimizer and device moves reach the shim
+        return loaded
+
+    # -- saving and loading ---------------------------------------------
+
+    def to_disk(self, path: Union[str, Path]) -> None:  # type: ignore[override]
+        """Write the model folder (see persistence.py for its layout)."""
+        self.save_folder(path)
+
+    def from_disk(self, path: Union[str, Path]) -> "DecoderModel":  # type: ignore[override]
+        """Rebuild the network from a model folder, or from a file of :meth:`to_bytes`."""
+        path = Path(path)
+        if path.is_file():
+            return self.from_bytes(path.read_bytes())
+        return self.load_folder(path)
+
+    def to_bytes(self) -> bytes:  # type: ignore[override]
+        if not self.is_loaded:
+            return srsly.msgpack_dumps({})
+        with tempfile.TemporaryDirectory() as tmp:
+            self.save_folder(tmp)
+            return folder_to_bytes(tmp)
+
+    def from_bytes(self, bytes_data: bytes) -> "DecoderModel":  # type: ignore[override]
+        with tempfile.TemporaryDirectory() as tmp:
+            bytes_to_folder(bytes_data, tmp)
+            if any(Path(tmp).iterdir()):
+                self.load_folder(tmp)
+        return self
+
+    def save_folder(self, path: Union[str, Path]) -> None:
+        """Write the trained parts (and with ``store_base_weights`` the base) to a folder."""
+        loaded = self.loaded
+        write_folder(
+            path,
+            self.settings,
+            self.get_dim("nO") if self.has_dim("nO") else None,
+            loaded.tokenizer,
+            loaded.base_config,
+            loaded.module,
+        )
+
+    def load_folder(self, path: Union[str, Path]) -> "DecoderModel":
+        """Rebuild the network from a folder of :meth:`save_folder`, offline."""
+        saved = read_folder(path, self.settings)
+        if saved.n_out is not None:
+            self.set_dim("nO", saved.n_out, force=True)
+        try:
+            loaded = self.attach(saved.tokenizer, saved.base, adapter_state=saved.adapter_state)
+        except (RuntimeError, ValueError) as err:
+            raise adapters_do_not_fit(path, self.settings.name, err) from err
+        if loaded.module.head is not None:
+            try:
+                loaded.module.head.load_state_dict(read_head(path))
+            except RuntimeError as err:
+                raise head_does_not_fit(path, err) from err
+        return self
+
+    def copy(self) -> "DecoderModel":  # type: ignore[override]
+        """A model with the same settings and, once loaded, the same weights."""
+        copied = DecoderModel(
+            self.name,
+            self._func,
+            copy.deepcopy(self.settings),
+            self.network_builder,
+            dims={name: self.maybe_get_dim(name) for name in self.dim_names},
+            attrs={k: v for k, v in self.attrs.items() if k not in ("settings", "network", "loaded")},
+        )
+        if self.is_loaded:
+            copied.from_bytes(self.to_bytes())
+        return copied
+
+
+def initialize_decoder(model: DecoderModel, X: Any = None, Y: Any = None) -> None:
+    """Thinc's ``init``: load the pretrained base model and attach fresh adapters and network."""
+    from .loading import dequantized_gguf, load_base_model, load_tokenizer, resolve_name
+
+    if model.network_builder.needs_n_out and not model.has_dim("nO"):
+        raise ConfigError("The llm_tagger model needs its number of labels (nO) before initialize.")
+    settings = model.settings
+    location = dequantized_gguf(resolve_name(settings.name), settings.name)
+    tokenizer = load_tokenizer(location, settings.name)
+    base = load_base_model(location, settings.name, settings.dtype, settings.attn_implementation)
+    model.attach(tokenizer, base, location)
+
+
+def limit_threads_after_fork(loaded: LoadedDecoder) -> None:
+    """In a forked worker (``nlp.pipe(n_process=N)``) use one torch thread.
+
+    Torch's OpenMP thread pool does not survive ``fork``: a child that starts
+    a parallel region can hang for ever. One thread per worker avoids that
+    and is what N worker processes on N cores want anyway.
+    """
+    pid = os.getpid()
+    if loaded.pid != pid:
+        torch.set_num_threads(1)
+        loaded.pid = pid

