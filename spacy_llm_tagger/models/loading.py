@@ -218,9 +218,15 @@ def dequantized_gguf(location: ModelLocation, name: str) -> ModelLocation:
     cache_root = os.environ.get("SPACY_LLM_TAGGER_CACHE", "~/.cache/spacy-llm-tagger")
     if cache_root in ("0", "", "false"):
         return location
+    import transformers
+
     source = Path(location.path) / location.gguf_file
     stat = source.stat()
-    key = hashlib.sha1(f"{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    # transformers converts GGUF tokenizers differently across versions (4.53 adds a BOS
+    # token to SmolLM2's, 5.x does not, and 4.x cannot read 5.x's tokenizer files): a cache
+    # entry is only reused by the version that wrote it.
+    identity = f"{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|transformers {transformers.__version__}"
+    key = hashlib.sha1(identity.encode()).hexdigest()[:16]
     folder = Path(cache_root).expanduser() / f"{source.stem}-{key}"
     if (folder / "config.json").exists() and (folder / "model.safetensors").exists():
         return ModelLocation(str(folder))

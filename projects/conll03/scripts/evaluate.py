@@ -1,7 +1,12 @@
 """Evaluate a trained pipeline on a CoNLL split: P/R/F, per-type F, words/s -> JSON."""
 import json
+import os
+import platform
+import subprocess
 import time
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Dict
 
 import spacy
 import typer
@@ -9,6 +14,30 @@ from spacy.scorer import Scorer
 from spacy.training import Example
 
 from spacy_llm_tagger.corpus import create_sentence_corpus
+
+
+def environment() -> Dict[str, str]:
+    """What produced the figures: package versions, the git commit, the machine."""
+    found = {}
+    for package in ("spacy-llm-tagger", "spacy", "thinc", "torch", "transformers", "peft", "spacy-transformers"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            pass
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, cwd=Path(__file__).parent
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, check=True, cwd=Path(__file__).parent,
+        ).stdout.strip()
+        found["git_commit"] = commit + ("+uncommitted changes" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        found["git_commit"] = "unknown (not a git checkout)"
+    found["python"] = platform.python_version()
+    found["machine"] = f"{platform.machine()}, {os.cpu_count()} CPU cores"
+    return found
 
 
 def main(
@@ -36,6 +65,7 @@ def main(
         "words_per_second": round(n_words / max(seconds, 1e-9), 1),
         "size_mb": round(size / 2**20, 1),
         **{k: v for k, v in scores.items()},
+        "environment": environment(),
     }
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(result, indent=2))
