@@ -37,6 +37,8 @@ def project(tmp_path_factory):
         "vars.train_sentences": 40,
         "vars.dev_sentences": 20,
         "vars.test_sentences": 30,
+        "vars.test_documents": 2,
+        "vars.window_documents": 2,
         "vars.llm_max_steps": 4,
         "vars.eval_frequency": 2,
         "vars.trf_max_steps": 6,
@@ -65,12 +67,24 @@ def test_demo_workflow(project, capfd):
         metrics = json.loads((root / "metrics" / f"{system}.json").read_text())
         assert metrics["sentences"] == 30 and metrics["words_per_second"] > 0
         assert 0.0 <= metrics["ents_f"] <= 1.0
+        assert metrics["document_level"]["documents"] == 2
+        assert 0.0 <= metrics["document_level"]["ents_f"] <= 1.0
+        assert metrics["environment"]["spacy-llm-tagger"] and metrics["environment"]["git_commit"]
     table = (root / "metrics" / "comparison.md").read_text()
-    assert "llm-unmasked" in table and "trf-ner" in table
+    assert "llm-unmasked" in table and "trf-ner" in table and "doc F1" in table
+    assert "Measured with" in table
     assert (root / "metrics" / "comparison.png").stat().st_size > 1000
     assert "<html" in (root / "metrics" / "displacy.html").read_text().lower()
     out = capfd.readouterr().out
     assert "Entities in:" in out
+
+
+def test_inference_windows(project):
+    root, _ = project
+    run(project, "windows")
+    result = json.loads((root / "metrics" / "windows" / "llm-unmasked.json").read_text())
+    assert set(result["document_f1"]) == {"0", "64", "128", "256", "512"}
+    assert result["document_f1"]["64"]["segment_length"] == 64
 
 
 def test_layer_group_patterns(project):

@@ -7,12 +7,19 @@ does not count). A token that overlaps no subword borrows the nearest one.
 Docs longer than the window are split into overlapping windows; each token is
 read from the window where it sits furthest from an edge, so nothing is
 truncated or dropped.
+
+Given a ``segment_length``, a longer doc is first cut at sentence boundaries
+(``doc.sents`` when the doc has them, else after sentence-final punctuation or at
+line breaks) into segments of whole sentences of at most that many subwords, each
+tokenized on its own as if it were a doc of its own; a sentence longer than that
+gets windows of ``sentence_length`` (overlapping if it is longer still).
 """
 from dataclasses import dataclass
-from typing import Any, List, Sequence
+from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
-from spacy.attrs import IDX, LENGTH
+from spacy.attrs import IDX, IS_SPACE, LENGTH, ORTH, SENT_START
+from spacy.strings import get_string_id
 from spacy.tokens import Doc
 
 from ..errors import ConfigError
@@ -20,6 +27,8 @@ from ..errors import ConfigError
 _WHITESPACE = np.asarray(
     [c for c in range(0x3100) if chr(c).isspace()], dtype=np.uint32
 )
+SENTENCE_FINAL = (".", "!", "?", "...", "\u2026", "\u3002", "\uff01", "\uff1f", "\u061f", "\u0964")
+_SENTENCE_FINAL_IDS = np.asarray([get_string_id(text) for text in SENTENCE_FINAL], dtype=np.uint64)
 
 
 @dataclass
@@ -58,7 +67,19 @@ class SubwordAligner:
             tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         )
 
-    def __call__(self, docs: Sequence[Doc]) -> List[DocWindows]:
+    def __call__(
+        self,
+        docs: Sequence[Doc],
+        segment_length: Optional[int] = None,
+        sentence_length: Optional[int] = None,
+    ) -> List[DocWindows]:
+        """The windows of each doc.
+
+        With ``segment_length`` (subwords, special tokens included), docs longer than that
+        are cut at sentence boundaries into windows of whole sentences up to that length;
+        a longer sentence gets overlapping windows of ``sentence_length`` (default: the
+        same length).
+        """
         texts = [doc.text for doc in docs]
         if not texts:
             return []
@@ -69,25 +90,51 @@ class SubwordAligner:
             return_attention_mask=False,
         )
         return [
-            self._align(doc, np.asarray(ids, dtype=np.int64), offsets)
-            for doc, ids, offsets in zip(docs, encoded["input_ids"], encoded["offset_mapping"])
+            self._align(doc, text, np.asarray(ids, dtype=np.int64), offsets, segment_length, sentence_length)
+            for doc, text, ids, offsets in zip(docs, texts, encoded["input_ids"], encoded["offset_mapping"])
         ]
 
-    def _align(self, doc: Doc, ids: np.ndarray, offsets: Any) -> DocWindows:
-        n_tokens = len(doc)
-        if n_tokens == 0:
+    def _align(
+        self,
+        doc: Doc,
+        text: str,
+        ids: np.ndarray,
+        offsets: Any,
+        segment_length: Optional[int],
+        sentence_length: Optional[int],
+    ) -> DocWindows:
+        if len(doc) == 0:
             empty = np.zeros((0,), dtype=np.int64)
             return DocWindows([], empty, empty, empty, np.zeros((0, 2), dtype=np.int64))
+        spans = doc.to_array([IDX, LENGTH]).astype(np.int64).reshape(-1, 2)
+        ids, first, end = self._token_subwords(text, spans[:, 0], spans[:, 0] + spans[:, 1], ids, offsets)
+        frame = len(self.prefix) + len(self.suffix)
+        if segment_length is None or len(ids) <= segment_length - frame:
+            return self._window(ids, first, end, self.content_length)
+        size = max(2, segment_length - frame)
+        long_size = max(size, (sentence_length or segment_length) - frame)
+        return self._segmented(doc, text, spans, first, end, len(ids), size, min(long_size, self.content_length))
+
+    def _token_subwords(
+        self,
+        text: str,
+        word_start: np.ndarray,
+        word_end: np.ndarray,
+        ids: np.ndarray,
+        offsets: Any,
+        non_space: Optional[np.ndarray] = None,
+    ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The subword ids of ``text`` and each token's subword range ``[first, end)``.
+
+        ``non_space``: the positions of its non-whitespace characters, if known.
+        """
         if len(ids) == 0:
             # Text with no subwords (e.g. only whitespace the tokenizer drops):
             # one filler subword carries every token.
             ids = np.asarray([self.filler_id], dtype=np.int64)
-            offsets = np.asarray([[0, len(doc.text)]], dtype=np.int64)
+            offsets = np.asarray([[0, len(text)]], dtype=np.int64)
         offsets = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
-        sub_start, sub_end = _effective_offsets(doc.text, offsets)
-        spans = doc.to_array([IDX, LENGTH]).astype(np.int64).reshape(-1, 2)
-        word_start = spans[:, 0]
-        word_end = spans[:, 0] + spans[:, 1]
+        sub_start, sub_end = _effective_offsets(text, offsets, non_space)
         n_sub = len(ids)
         first = np.searchsorted(sub_end, word_start, side="right")
         last = np.searchsorted(sub_start, word_end, side="left") - 1
@@ -96,11 +143,55 @@ class SubwordAligner:
         nearest = np.clip(np.minimum(first, n_sub - 1), 0, n_sub - 1)
         first = np.where(missing, nearest, first)
         last = np.where(missing, nearest, np.clip(last, 0, n_sub - 1))
-        return self._window(ids, first, last + 1)
+        return ids, first, last + 1
 
-    def _window(self, ids: np.ndarray, first: np.ndarray, end: np.ndarray) -> DocWindows:
+    def _segmented(
+        self,
+        doc: Doc,
+        doc_text: str,
+        spans: np.ndarray,
+        first: np.ndarray,
+        end: np.ndarray,
+        n_sub: int,
+        size: int,
+        long_size: int,
+    ) -> DocWindows:
+        """Windows of whole sentences packed up to ``size`` subwords (see module docstring).
+
+        Each segment is tokenized on its own, from its first token's first character, as a
+        doc of those sentences alone would be.
+        """
+        ranges = pack_sentences(first, end, sentence_starts(doc), n_sub, size)
+        char_start = [int(spans[begin, 0]) for begin, _ in ranges]
+        char_end = [int(spans[stop - 1, 0] + spans[stop - 1, 1]) for _, stop in ranges]
+        texts = [doc_text[a:b] for a, b in zip(char_start, char_end)]
+        encoded = self.tokenizer(
+            texts, add_special_tokens=False, return_offsets_mapping=True, return_attention_mask=False
+        )
+        non_space = non_space_positions(doc_text)
+        parts = []
+        for (begin, stop), start, stop_char, text, ids, offsets in zip(
+            ranges, char_start, char_end, texts, encoded["input_ids"], encoded["offset_mapping"]
+        ):
+            lo, hi = np.searchsorted(non_space, [start, stop_char])
+            seg_ids, seg_first, seg_end = self._token_subwords(
+                text,
+                spans[begin:stop, 0] - start,
+                spans[begin:stop, 0] + spans[begin:stop, 1] - start,
+                np.asarray(ids, dtype=np.int64),
+                offsets,
+                non_space[lo:hi] - start,
+            )
+            # A segment the packing found to fit stays one window even if its own
+            # tokenization came out a subword or two longer.
+            fits = (first[stop] if stop < len(first) else n_sub) - first[begin] <= size
+            window = min(max(size, len(seg_ids)), self.content_length) if fits else long_size
+            parts.append((begin, self._window(seg_ids, seg_first, seg_end, window)))
+        return concatenate_windows(parts)
+
+    def _window(self, ids: np.ndarray, first: np.ndarray, end: np.ndarray, size: int) -> DocWindows:
         n_sub = len(ids)
-        size, overlap = self.content_length, self.overlap
+        overlap = max(0, min(self.overlap, size // 2))
         step = size - overlap
         if n_sub <= size:
             starts = np.zeros((1,), dtype=np.int64)
@@ -130,6 +221,61 @@ class SubwordAligner:
         )
 
 
+def sentence_starts(doc: Doc) -> np.ndarray:
+    """Token indices where sentences start: ``doc.sents`` if set, else after sentence-final
+    punctuation (``SENTENCE_FINAL``) and at line breaks."""
+    attrs = doc.to_array([ORTH, IS_SPACE, SENT_START]).reshape(-1, 3).astype(np.int64)
+    if (attrs[1:, 2] != 0).any():  # the doc has sentence boundaries (as doc.has_annotation)
+        return np.concatenate([[0], np.flatnonzero(attrs[1:, 2] == 1) + 1]).astype(np.int64)
+    ends = np.isin(attrs[:, 0].astype(np.uint64), _SENTENCE_FINAL_IDS)
+    for i in np.flatnonzero(attrs[:, 1]):
+        ends[i] = "\n" in doc[int(i)].text
+    return np.concatenate([[0], np.flatnonzero(ends[:-1]) + 1]).astype(np.int64)
+
+
+def pack_sentences(
+    first: np.ndarray, end: np.ndarray, starts: np.ndarray, n_sub: int, size: int
+) -> List[Tuple[int, int]]:
+    """Token ranges of consecutive whole sentences, each at most ``size`` subwords if it can be.
+
+    ``first``/``end``: each token's subword range; ``starts``: sentence starts (tokens). A
+    cut is only made where no subword is shared across it. A sentence longer than ``size``
+    is a range of its own.
+    """
+    n_tokens = len(first)
+    cuts = starts[(starts > 0) & (starts < n_tokens)]
+    cuts = cuts[first[cuts] >= end[cuts - 1]]
+    cut_sub = first[cuts]
+    ranges = []
+    begin = 0
+    while begin < n_tokens:
+        limit = first[begin] + size
+        if n_sub <= limit:
+            ranges.append((begin, n_tokens))
+            break
+        fits = int(np.searchsorted(cut_sub, limit, side="right")) - 1
+        if fits >= 0 and cuts[fits] > begin:
+            stop = int(cuts[fits])
+        else:
+            later = cuts[cuts > begin]
+            stop = int(later[0]) if len(later) else n_tokens
+        ranges.append((begin, stop))
+        begin = stop
+    return ranges
+
+
+def concatenate_windows(parts: Sequence[Tuple[int, DocWindows]]) -> DocWindows:
+    """One doc's windows from its segments' (first token, windows), in order."""
+    window_offsets = np.cumsum([0] + [len(part.windows) for _, part in parts])
+    return DocWindows(
+        [window for _, part in parts for window in part.windows],
+        np.concatenate([part.token_window + off for (_, part), off in zip(parts, window_offsets)]),
+        np.concatenate([part.token_start for _, part in parts]),
+        np.concatenate([part.token_end for _, part in parts]),
+        np.concatenate([part.window_tokens + begin for begin, part in parts]),
+    )
+
+
 def _window_tokens(first: np.ndarray, starts: np.ndarray, size: int) -> np.ndarray:
     """The token range ``[begin, end)`` whose first subwords fall in each window.
 
@@ -144,12 +290,18 @@ def _window_tokens(first: np.ndarray, starts: np.ndarray, size: int) -> np.ndarr
     return np.stack([begin, end], axis=1).astype(np.int64)
 
 
-def _effective_offsets(text: str, offsets: np.ndarray):
+def non_space_positions(text: str) -> np.ndarray:
+    """Positions of the characters of ``text`` that are not whitespace."""
+    codepoints = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    return np.flatnonzero(~np.isin(codepoints, _WHITESPACE)).astype(np.int64)
+
+
+def _effective_offsets(text: str, offsets: np.ndarray, non_space: Optional[np.ndarray] = None):
     """Subword offsets without their leading whitespace, made monotonic."""
     starts = offsets[:, 0].copy()
     ends = offsets[:, 1].copy()
-    codepoints = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
-    non_space = np.flatnonzero(~np.isin(codepoints, _WHITESPACE)).astype(np.int64)
+    if non_space is None:
+        non_space = non_space_positions(text)
     if len(non_space):
         pos = np.searchsorted(non_space, starts, side="left")
         next_char = np.where(

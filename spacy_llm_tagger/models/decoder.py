@@ -12,15 +12,15 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import srsly
 import torch
 from thinc.api import ArgsKwargs, Model, PyTorchWrapper_v2
 
 from ..errors import ConfigError
-from .alignment import SubwordAligner
-from .batching import WindowPass
+from .alignment import DocWindows, SubwordAligner
+from .batching import PassPlan, WindowPass, plan_passes
 from .loading import ModelLocation, special_token_frame
 from .network import DecoderNetwork, build_unmasked_decoder, padded_output_converter
 from .persistence import (
@@ -35,6 +35,42 @@ from .persistence import (
 from .settings import DecoderSettings
 
 ConvertInputs = Callable[[Model, WindowPass, bool], Tuple[ArgsKwargs, Callable]]
+# A model that learned from windows of these lengths (subwords) reads documents in windows
+# of whole sentences up to this percentile of them (see DecoderModel.segment_length).
+SEGMENT_PERCENTILE = 95
+MIN_SEGMENT_LENGTH = 32
+
+
+@dataclass
+class TrainedLengths:
+    """How many training windows of each length (subwords, special tokens included) the
+    model has seen: what it knows how to read."""
+
+    counts: Dict[int, int] = field(default_factory=dict)
+
+    def add(self, lengths: Iterable[int]) -> None:
+        for length in lengths:
+            self.counts[int(length)] = self.counts.get(int(length), 0) + 1
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def percentile(self, q: float) -> int:
+        """The smallest length that at least ``q`` percent of the windows do not exceed."""
+        seen = 0
+        for length in sorted(self.counts):
+            seen += self.counts[length]
+            if seen * 100 >= q * self.total:
+                return length
+        return 0
+
+    def to_dict(self) -> Dict[str, int]:
+        return {str(length): count for length, count in sorted(self.counts.items())}
+
+    @classmethod
+    def from_dict(cls, data: Optional[Dict[str, int]]) -> "TrainedLengths":
+        return cls({int(length): int(count) for length, count in (data or {}).items()})
 
 
 @dataclass(frozen=True)
@@ -88,7 +124,13 @@ class DecoderModel(Model):
             forward,
             init=initialize_decoder,
             dims=dims or {},
-            attrs={"settings": settings, "network": network, "loaded": None, **(attrs or {})},
+            attrs={
+                "settings": settings,
+                "network": network,
+                "loaded": None,
+                "trained_lengths": TrainedLengths(),
+                **(attrs or {}),
+            },
         )
 
     @property
@@ -116,6 +158,38 @@ class DecoderModel(Model):
         return loaded
 
     @property
+    def trained_lengths(self) -> TrainedLengths:
+        """The window lengths the model was trained on (saved with it)."""
+        return self.attrs["trained_lengths"]
+
+    @property
+    def segment_length(self) -> Optional[int]:
+        """Subwords per window at inference: longer docs are cut at sentence boundaries into
+        windows of whole sentences up to this length.
+
+        ``inference_window`` when set; else the 95th percentile of the window lengths the
+        model was trained on (at least 32, at most ``max_length``); None when nothing was
+        recorded (an untrained model, or a pipeline saved by release 0.1.0), which keeps
+        the plain overlapping windows of ``max_length``.
+        """
+        settings = self.settings
+        if settings.inference_window:
+            return min(settings.inference_window, settings.max_length)
+        if not self.trained_lengths.total:
+            return None
+        learned = self.trained_lengths.percentile(SEGMENT_PERCENTILE)
+        return min(max(learned, MIN_SEGMENT_LENGTH), settings.max_length)
+
+    @property
+    def sentence_length(self) -> Optional[int]:
+        """Subwords per window for a single sentence longer than ``segment_length``: the
+        longest window the model was trained on (``inference_window`` when set)."""
+        settings = self.settings
+        if settings.inference_window or not self.trained_lengths.total:
+            return self.segment_length
+        return min(max(self.trained_lengths.percentile(100), MIN_SEGMENT_LENGTH), settings.max_length)
+
+    @property
     def device(self) -> torch.device:
         return self.loaded.wrapper.shims[0].device
 
@@ -131,6 +205,22 @@ class DecoderModel(Model):
         limit_threads_after_fork(loaded)
         loaded.module.set_adapters_merged(not is_train)
         return loaded
+
+    def plan(self, docs: Sequence[Any], is_train: bool) -> Tuple[List[DocWindows], PassPlan]:
+        """Align ``docs`` to subword windows and group them into forward passes.
+
+        Training reads docs whole (windows of ``max_length``) and records their lengths;
+        prediction cuts long docs as ``segment_length`` and ``sentence_length`` say.
+        """
+        loaded = self.loaded
+        if is_train:
+            encoded = loaded.aligner(docs)
+        else:
+            encoded = loaded.aligner(docs, self.segment_length, self.sentence_length)
+        plan = plan_passes(encoded, self.batch_tokens, loaded.aligner.filler_id, self.settings.pooling)
+        if is_train:
+            self.trained_lengths.add(len(window) for window in plan.windows)
+        return encoded, plan
 
     # -- building the network ------------------------------------------
 
@@ -204,11 +294,13 @@ class DecoderModel(Model):
             loaded.tokenizer,
             loaded.base_config,
             loaded.module,
+            self.trained_lengths.to_dict(),
         )
 
     def load_folder(self, path: Union[str, Path]) -> "DecoderModel":
         """Rebuild the network from a folder of :meth:`save_folder`, offline."""
         saved = read_folder(path, self.settings)
+        self.attrs["trained_lengths"] = TrainedLengths.from_dict(saved.trained_lengths)
         if saved.n_out is not None:
             self.set_dim("nO", saved.n_out, force=True)
         try:
@@ -230,8 +322,13 @@ class DecoderModel(Model):
             copy.deepcopy(self.settings),
             self.network_builder,
             dims={name: self.maybe_get_dim(name) for name in self.dim_names},
-            attrs={k: v for k, v in self.attrs.items() if k not in ("settings", "network", "loaded")},
+            attrs={
+                key: value
+                for key, value in self.attrs.items()
+                if key not in ("settings", "network", "loaded", "trained_lengths")
+            },
         )
+        copied.attrs["trained_lengths"] = copy.deepcopy(self.trained_lengths)
         if self.is_loaded:
             copied.from_bytes(self.to_bytes())
         return copied

@@ -15,7 +15,7 @@ from thinc.api import ArgsKwargs, Model
 from thinc.types import Floats2d
 from torch import nn
 
-from .batching import WindowPass, plan_passes
+from .batching import WindowPass
 from .decoder import DecoderModel, NetworkBuilder
 from .network import DecoderNetwork, network_inputs
 from .passes import run_passes
@@ -116,10 +116,9 @@ def DecoderTagger(nO: Optional[int] = None, **settings: Any) -> Model[InT, OutT]
 
 def forward(model: DecoderModel, docs: InT, is_train: bool) -> Tuple[OutT, Callable]:
     loaded = model.prepare(is_train)
-    settings = model.settings
     n_labels = model.get_dim("nO")
     xp = model.ops.xp
-    plan = plan_passes(loaded.aligner(docs), model.batch_tokens, loaded.aligner.filler_id, settings.pooling)
+    _, plan = model.plan(docs, is_train)
     results = run_passes(loaded, plan.passes, is_train, "llm_tagger")
     flat = xp.zeros((plan.n_tokens, n_labels), dtype="float32")
     for result in results:

@@ -32,7 +32,7 @@ from thinc.types import Ragged
 from torch import nn
 
 from .alignment import DocWindows
-from .batching import WindowPass, pad_windows, plan_passes
+from .batching import WindowPass, pad_windows
 from .decoder import DecoderModel, NetworkBuilder
 from .network import DecoderNetwork, network_inputs
 from .passes import run_passes
@@ -125,8 +125,7 @@ def forward(model: DecoderModel, docs: List[Doc], is_train: bool) -> Tuple[Any, 
     loaded = model.prepare(is_train)
     settings = model.settings
     xp = model.ops.xp
-    encoded = loaded.aligner(docs)
-    plan = plan_passes(encoded, model.batch_tokens, loaded.aligner.filler_id, settings.pooling)
+    encoded, plan = model.plan(docs, is_train)
     if not plan.windows:
         return data_classes.FullTransformerBatch.empty(len(docs)), lambda d_output: docs
     input_ids, attention_mask = pad_windows(plan.windows, loaded.aligner.filler_id)

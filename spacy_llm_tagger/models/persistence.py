@@ -5,7 +5,7 @@ Nothing is downloaded when a folder is read.
 A saved model folder holds:
 
 - ``decoder.json``: the architecture settings, the base model's reference
-  (configured name) and its config,
+  (configured name) and its config, and the window lengths the model was trained on,
 - ``tokenizer/``: the tokenizer (``save_pretrained``),
 - ``adapter/``: the LoRA adapters in peft format (``adapter_config.json`` +
   ``adapter_model.safetensors``),
@@ -50,6 +50,7 @@ class SavedDecoder:
     tokenizer: Any
     base: Any  # the base decoder with its pretrained weights
     adapter_state: Optional[Dict[str, torch.Tensor]]
+    trained_lengths: Optional[Dict[str, int]]  # None in folders saved by release 0.1.0
 
 
 def write_folder(
@@ -59,6 +60,7 @@ def write_folder(
     tokenizer: Any,
     base_config: Any,
     network: DecoderNetwork,
+    trained_lengths: Dict[str, int],
 ) -> None:
     """Write the trained parts (and with ``store_base_weights`` the base weights) to ``path``."""
     path = Path(path)
@@ -70,6 +72,7 @@ def write_folder(
         "base_config": base_config.to_dict(),
         "base_weights_stored": bool(settings.store_base_weights),
         "unmasked_layers": network.unmasked_layers,
+        "trained_window_lengths": trained_lengths,
     }
     (path / SETTINGS_FILE).write_text(json.dumps(meta, indent=2, default=str), encoding="utf8")
     tokenizer.save_pretrained(str(path / TOKENIZER_DIR))
@@ -103,7 +106,13 @@ def read_folder(path: Union[str, Path], settings: DecoderSettings) -> SavedDecod
     if settings.lora_r > 0:
         adapter_state = _read_weights(path / ADAPTER_DIR / "adapter_model.safetensors")
     n_out = meta.get("nO")
-    return SavedDecoder(None if n_out is None else int(n_out), tokenizer, base, adapter_state)
+    return SavedDecoder(
+        None if n_out is None else int(n_out),
+        tokenizer,
+        base,
+        adapter_state,
+        meta.get("trained_window_lengths"),
+    )
 
 
 def read_head(path: Union[str, Path]) -> Dict[str, torch.Tensor]:

@@ -38,6 +38,9 @@ class DecoderSettings:
         that overlap by ``window_overlap`` subwords.
     max_batch_tokens: padded subwords per forward pass (0 = automatic: 512 on CPU,
         8192 on GPU). A single window longer than this still runs, alone.
+    inference_window: at inference, docs longer than this many subwords are cut at
+        sentence boundaries into windows of whole sentences up to this length (0 = learned:
+        from the lengths the model was trained on, see ``DecoderModel.segment_length``).
     head_dropout: dropout before the tagger's linear head.
     attn_implementation: "sdpa", "eager" or "flash_attention_2".
     store_base_weights: save the full base weights with the pipeline.
@@ -55,6 +58,7 @@ class DecoderSettings:
     max_length: int = 512
     window_overlap: int = 64
     max_batch_tokens: int = 0
+    inference_window: int = 0
     head_dropout: float = 0.1
     attn_implementation: str = "sdpa"
     store_base_weights: bool = False
@@ -77,6 +81,10 @@ class DecoderSettings:
             raise ConfigError("window_overlap must be >= 0.")
         if self.max_batch_tokens < 0:
             raise ConfigError("max_batch_tokens must be >= 0 (0 = automatic for the device).")
+        if self.inference_window < 0 or 0 < self.inference_window < 8:
+            raise ConfigError(
+                "inference_window must be 0 (learned from training) or at least 8 subwords."
+            )
         check_unmask_syntax(self.unmask)  # layer range is checked at load
 
     def batch_tokens(self, device_type: str) -> int:

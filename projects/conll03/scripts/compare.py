@@ -27,6 +27,7 @@ def main(
             {
                 "system": name,
                 "f": 100 * m["ents_f"],
+                "doc_f": 100 * m.get("document_level", {}).get("ents_f", float("nan")),
                 "p": 100 * m["ents_p"],
                 "r": 100 * m["ents_r"],
                 **{t: 100 * per_type.get(t, {}).get("f", 0.0) for t in TYPES},
@@ -34,23 +35,32 @@ def main(
                 "wps": m["words_per_second"],
                 "size": m["size_mb"],
                 "sentences": m["sentences"],
+                "environment": m.get("environment", {}),
             }
         )
     rows.sort(key=lambda r: -r["f"])
     lines = [
-        "| system | F1 | P | R | " + " | ".join(f"{t} F1" for t in TYPES)
+        "| system | F1 | doc F1 | P | R | " + " | ".join(f"{t} F1" for t in TYPES)
         + " | train s | words/s | size MB |",
-        "|---" * (7 + len(TYPES)) + "|",
+        "|---" * (8 + len(TYPES)) + "|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['system']} | {r['f']:.1f} | {r['p']:.1f} | {r['r']:.1f} | "
+            f"| {r['system']} | {r['f']:.1f} | {r['doc_f']:.1f} | {r['p']:.1f} | {r['r']:.1f} | "
             + " | ".join(f"{r[t]:.1f}" for t in TYPES)
             + f" | {r['train_s']:.0f} | {r['wps']:.0f} | {r['size']:.1f} |"
         )
     if rows:
         lines.append("")
-        lines.append(f"Test sentences evaluated: {rows[0]['sentences']}.")
+        lines.append(
+            f"F1, P, R and per-type F1: one Doc per test sentence ({rows[0]['sentences']} "
+            f"sentences); doc F1: one Doc per test document, its bare tokens (no sentence "
+            f"boundaries), as `nlp(article)` reads it."
+        )
+        environments = {json.dumps(r["environment"], sort_keys=True) for r in rows}
+        for environment in sorted(environments):
+            names = [r["system"] for r in rows if json.dumps(r["environment"], sort_keys=True) == environment]
+            lines.append(f"Measured with {describe(json.loads(environment))}: {', '.join(names)}.")
     multitask = multitask_table(metrics_dir, training_dir)
     if multitask:
         lines += ["", multitask]
@@ -60,6 +70,12 @@ def main(
     print(table)
     if output_png is not None and rows:
         write_chart(rows, output_png)
+
+
+def describe(environment: dict) -> str:
+    if not environment:
+        return "an unrecorded environment (metrics written before versions were recorded)"
+    return ", ".join(f"{k} {v}" for k, v in environment.items())
 
 
 def multitask_table(metrics_dir: Path, training_dir: Path) -> str:

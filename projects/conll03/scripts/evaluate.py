@@ -1,4 +1,5 @@
-"""Evaluate a trained pipeline on a CoNLL split: P/R/F, per-type F, words/s -> JSON."""
+"""Evaluate a trained pipeline on a CoNLL split, one Doc per sentence and one Doc per document:
+P/R/F, per-type F, words/s, and what produced them -> JSON."""
 import json
 import os
 import platform
@@ -6,14 +7,14 @@ import subprocess
 import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Dict
+from typing import Any, Dict, List
 
 import spacy
 import typer
 from spacy.scorer import Scorer
-from spacy.training import Example
+from spacy.training import Corpus, Example
 
-from spacy_llm_tagger.corpus import create_sentence_corpus
+from spacy_llm_tagger.corpus import create_sentence_corpus, tokens_only
 
 
 def environment() -> Dict[str, str]:
@@ -40,38 +41,65 @@ def environment() -> Dict[str, str]:
     return found
 
 
+def score_docs(nlp, examples: List[Example], batch_size: int) -> Dict[str, Any]:
+    """Run the pipeline over the examples' unannotated docs, time it and score it."""
+    docs = [eg.predicted for eg in examples]
+    n_words = sum(len(doc) for doc in docs)
+    start = time.perf_counter()
+    predicted = list(nlp.pipe(docs, batch_size=batch_size))
+    seconds = time.perf_counter() - start
+    scores = Scorer(nlp).score([Example(p, eg.reference) for p, eg in zip(predicted, examples)])
+    return {
+        "words": n_words,
+        "seconds": round(seconds, 2),
+        "words_per_second": round(n_words / max(seconds, 1e-9), 1),
+        **scores,
+    }
+
+
+def document_examples(nlp, data: Path, limit: int) -> List[Example]:
+    """One Example per document, predicted on its bare tokens: no sentence boundaries, as
+    ``nlp(article)`` sees an article."""
+    examples = []
+    for example in Corpus(data)(nlp):
+        if limit and len(examples) >= limit:
+            break
+        examples.append(Example(tokens_only(example.reference, nlp.vocab), example.reference))
+    return examples
+
+
 def main(
     model: Path = typer.Argument(..., help="Trained pipeline folder"),
     data: Path = typer.Argument(..., help=".spacy file"),
     output: Path = typer.Argument(..., help="metrics JSON to write"),
     sentences: int = typer.Option(0, help="Evaluate on the first N sentences (0 = all)"),
+    documents: int = typer.Option(
+        0, help="Also evaluate whole documents: the first N (0 = all, -1 = skip)"
+    ),
     batch_size: int = typer.Option(64, help="nlp.pipe batch size"),
 ) -> None:
     nlp = spacy.load(model)
     examples = list(create_sentence_corpus(data, limit=sentences)(nlp))
-    texts = [eg.predicted for eg in examples]
-    n_words = sum(len(doc) for doc in texts)
-    start = time.perf_counter()
-    predicted = list(nlp.pipe(texts, batch_size=batch_size))
-    seconds = time.perf_counter() - start
-    scored = [Example(p, eg.reference) for p, eg in zip(predicted, examples)]
-    scores = Scorer(nlp).score(scored)
+    sentence_level = score_docs(nlp, examples, batch_size)
     size = sum(f.stat().st_size for f in Path(model).rglob("*") if f.is_file())
     result = {
         "model": str(model),
         "sentences": len(examples),
-        "words": n_words,
-        "seconds": round(seconds, 2),
-        "words_per_second": round(n_words / max(seconds, 1e-9), 1),
         "size_mb": round(size / 2**20, 1),
-        **{k: v for k, v in scores.items()},
-        "environment": environment(),
+        **sentence_level,
     }
+    if documents >= 0:
+        doc_examples = document_examples(nlp, data, documents)
+        result["document_level"] = {"documents": len(doc_examples), **score_docs(nlp, doc_examples, 8)}
+    result["environment"] = environment()
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(result, indent=2))
     keys = [k for k in ("ents_f", "ents_p", "ents_r", "tag_acc", "pos_acc") if k in result]
     keys += [k for k in result if k.startswith("spans_") and k.endswith("_f")]
-    print(json.dumps({k: result[k] for k in ["sentences", "words_per_second", *keys]}))
+    summary = {k: result[k] for k in ["sentences", "words_per_second", *keys]}
+    if "document_level" in result:
+        summary["documents"] = {k: result["document_level"].get(k) for k in ["documents", "words_per_second", *keys]}
+    print(json.dumps(summary))
 
 
 if __name__ == "__main__":

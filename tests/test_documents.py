@@ -1,0 +1,190 @@
+"""Whole documents: mixed-length training docs, and long docs read in windows of whole sentences."""
+import random
+
+import numpy as np
+import pytest
+import spacy
+from spacy.tokens import Doc, DocBin
+
+from spacy_llm_tagger.corpus import create_document_corpus, runs_of_sentences
+from spacy_llm_tagger.models.alignment import SubwordAligner, pack_sentences, sentence_starts
+from spacy_llm_tagger.models.loading import special_token_frame
+
+from .test_component import make_nlp, ner_examples, train
+from .util import train_tokenizer
+
+SENTENCES = [
+    ["Peter", "Blackburn", "lives", "in", "Brussels", "."],
+    ["EU", "rejects", "German", "call", "to", "boycott", "British", "lamb", "."],
+    ["Apple", "Inc.", "opened", "a", "store", "."],
+    ["Werner", "Zwingmann", "said", "on", "Wednesday", "consumers", "should", "buy", "sheepmeat", "."],
+    ["Germany", "imports", "lamb", "."],
+]
+ENTS = {"Peter Blackburn": "PER", "Brussels": "LOC", "EU": "ORG", "Werner Zwingmann": "PER"}
+
+
+def document(vocab, sentences):
+    words = [w for sentence in sentences for w in sentence]
+    starts = [i == 0 for sentence in sentences for i in range(len(sentence))]
+    doc = Doc(vocab, words=words, sent_starts=starts)
+    ents = []
+    for text, label in ENTS.items():
+        n = len(text.split())
+        for i in range(len(doc) - n + 1):
+            if doc[i : i + n].text == text:
+                ents.append(doc.char_span(doc[i].idx, doc[i + n - 1].idx + len(doc[i + n - 1]), label))
+    doc.ents = ents
+    return doc
+
+
+@pytest.fixture
+def corpus_path(tmp_path):
+    nlp = spacy.blank("en")
+    docs = [document(nlp.vocab, SENTENCES), document(nlp.vocab, SENTENCES[1:3])]
+    path = tmp_path / "docs.spacy"
+    DocBin(docs=docs).to_disk(path)
+    return path
+
+
+def test_document_corpus_yields_runs_and_single_sentences(corpus_path):
+    nlp = spacy.blank("en")
+    sentence_texts = [" ".join(s) for s in SENTENCES]
+    random.seed(0)
+    runs = list(create_document_corpus(corpus_path, max_words=60)(nlp))
+    random.seed(0)
+    examples = list(create_document_corpus(corpus_path, max_words=60, single_sentences=True)(nlp))
+    texts = [eg.reference.text.strip() for eg in runs]
+    # the runs cover each document's sentences once, in order, some of them joined
+    assert " ".join(texts) == " ".join(sentence_texts + sentence_texts[1:3])
+    assert any(text not in sentence_texts for text in texts)
+    for eg in runs:
+        assert len(eg.reference) <= 60 or len(list(eg.reference.sents)) == 1
+        assert [t.text for t in eg.predicted] == [t.text for t in eg.reference]
+        assert not eg.predicted.has_annotation("ENT_IOB")
+    # and every sentence of a multi-sentence doc also comes alone
+    singles = sentence_texts + sentence_texts[1:3]
+    assert sorted(eg.reference.text.strip() for eg in examples) == sorted(texts + singles)
+    # entities travel with their sentences
+    labels = {(e.text, e.label_) for eg in examples for e in eg.reference.ents}
+    assert labels == set(ENTS.items())
+
+
+def test_document_corpus_limit_counts_sentences_like_sentence_corpus(corpus_path):
+    nlp = spacy.blank("en")
+    examples = list(create_document_corpus(corpus_path, limit=3)(nlp))
+    text = " ".join(eg.reference.text.strip() for eg in examples)
+    assert text == " ".join(" ".join(s) for s in SENTENCES[:3])
+
+
+def test_document_corpus_without_runs_is_the_sentence_corpus(corpus_path):
+    from spacy_llm_tagger.corpus import create_sentence_corpus
+
+    nlp = spacy.blank("en")
+    by_sentence = [eg.reference.text for eg in create_sentence_corpus(corpus_path, limit=4)(nlp)]
+    assert [eg.reference.text for eg in create_document_corpus(corpus_path, limit=4, max_words=0)(nlp)] == by_sentence
+
+
+def test_runs_of_sentences_cover_each_sentence_once_in_order():
+    rng = random.Random(1)
+    sentences = [list(range(n)) for n in (3, 8, 1, 30, 2, 2, 5)]
+    for max_words in (1, 5, 12, 100):
+        runs = runs_of_sentences(sentences, max_words, rng)
+        assert [s for run in runs for s in run] == sentences
+        assert all(len(run) == 1 or sum(map(len, run)) <= max_words for run in runs)
+
+
+def test_sentence_starts_from_sents_or_punctuation_and_line_breaks():
+    nlp = spacy.blank("en")
+    doc = nlp("Hello there. How are you? Fine\n\nthanks and you")
+    assert not doc.has_annotation("SENT_START")
+    starts = sentence_starts(doc).tolist()
+    assert starts[:3] == [0, 3, 7] and [t.text for t in doc][starts[-1]] == "thanks"
+    with_sents = Doc(nlp.vocab, words=["a", "b", "c", "d"], sent_starts=[True, False, True, False])
+    assert sentence_starts(with_sents).tolist() == [0, 2]
+
+
+def test_pack_sentences_fills_windows_with_whole_sentences():
+    # 10 tokens of one subword each; sentences start at 0, 3, 5, 9
+    first = np.arange(10)
+    end = first + 1
+    starts = np.asarray([0, 3, 5, 9])
+    assert pack_sentences(first, end, starts, 10, size=5) == [(0, 5), (5, 10)]
+    assert pack_sentences(first, end, starts, 10, size=4) == [(0, 3), (3, 5), (5, 9), (9, 10)]
+    # a sentence longer than the size is a range of its own
+    assert pack_sentences(first, end, starts, 10, size=2) == [(0, 3), (3, 5), (5, 9), (9, 10)]
+    # no cut inside a shared subword (tokens 4 and 5 share one)
+    first_shared = np.asarray([0, 1, 2, 3, 4, 4, 5, 6, 7, 8])
+    end_shared = np.asarray([1, 2, 3, 4, 5, 5, 6, 7, 8, 9])
+    assert pack_sentences(first_shared, end_shared, starts, 9, size=6) == [(0, 3), (3, 10)]
+
+
+def test_segmented_windows_read_every_token_from_its_own_sentences():
+    tokenizer = train_tokenizer()
+    prefix, suffix = special_token_frame(tokenizer)
+    aligner = SubwordAligner(tokenizer, prefix, suffix, max_length=2048, window_overlap=8)
+    nlp = spacy.blank("en")
+    doc = document(nlp.vocab, SENTENCES * 6)
+    plain = aligner([doc])[0]
+    assert len(plain.windows) == 1
+    segmented = aligner([doc], segment_length=40)[0]
+    assert len(segmented.windows) > 3
+    assert all(len(w) <= 40 for w in segmented.windows)
+    for window, (begin, end) in zip(segmented.windows, segmented.window_tokens):
+        assert doc[int(begin)].is_sent_start
+        # each window holds its sentences tokenized as a doc of their own
+        alone = tokenizer(doc[int(begin) : int(end)].text, add_special_tokens=False)["input_ids"]
+        assert window[len(prefix) : len(window) - len(suffix)].tolist() == alone
+    assert sorted(set(segmented.token_window.tolist())) == list(range(len(segmented.windows)))
+    assert (segmented.token_end > segmented.token_start).all()
+    # a doc that fits is not cut
+    short = aligner([document(nlp.vocab, SENTENCES[:1])], segment_length=40)[0]
+    assert len(short.windows) == 1
+
+
+def test_model_records_training_lengths_and_reads_long_docs_by_sentences(tiny_model_dir, tmp_path):
+    nlp = make_nlp(tiny_model_dir, head_dropout=0.0)
+    model = nlp.get_pipe("llm_tagger").model
+    examples = ner_examples(nlp)
+    nlp.initialize(lambda: examples)
+    assert model.trained_lengths.total == 0 and model.segment_length is None
+    train(nlp, examples, steps=3)
+    assert model.trained_lengths.total == 3 * len(examples)
+    longest = max(model.trained_lengths.counts)
+    assert model.segment_length == max(32, model.trained_lengths.percentile(95))
+    assert model.trained_lengths.percentile(100) == longest
+    # a long doc of sentences is read sentence-packed: when every window holds exactly one
+    # sentence, each sentence scores exactly as it does alone
+    sentences = [[t.text for t in eg.reference] for eg in examples] * 5
+    alone = [Doc(nlp.vocab, words=s, spaces=[True] * (len(s) - 1) + [False]) for s in sentences]
+    lengths = [len(w) for d in model.loaded.aligner(alone) for w in d.windows]
+    longest_sentence = max(lengths)
+    frame = sum(map(len, special_token_frame(model.loaded.tokenizer)))
+    assert min(a + b for a, b in zip(lengths, lengths[1:])) - frame > longest_sentence  # one per window
+    words = [w for s in sentences for w in s]
+    doc = Doc(nlp.vocab, words=words, sent_starts=[i == 0 for s in sentences for i in range(len(s))])
+    config = {"components.llm_tagger.model.inference_window": longest_sentence}
+    tagger = spacy.load(save(nlp, tmp_path), config=config).get_pipe("llm_tagger")
+    assert tagger.model.segment_length == longest_sentence
+    (long_scores,) = tagger.model.predict([doc])
+    np.testing.assert_allclose(long_scores, np.concatenate(tagger.model.predict(alone)), atol=1e-5)
+    # without the sentence annotation, the full stops mark the sentences
+    (unsegmented,) = tagger.model.predict([Doc(nlp.vocab, words=words)])
+    np.testing.assert_allclose(unsegmented, long_scores, atol=1e-5)
+
+
+def save(nlp, tmp_path):
+    path = tmp_path / "pipe"
+    nlp.to_disk(path)
+    return path
+
+
+def test_trained_lengths_are_saved_and_loaded(tiny_model_dir, tmp_path):
+    nlp = make_nlp(tiny_model_dir)
+    train(nlp, ner_examples(nlp), steps=2)
+    loaded = spacy.load(save(nlp, tmp_path))
+    model, again = nlp.get_pipe("llm_tagger").model, loaded.get_pipe("llm_tagger").model
+    assert again.trained_lengths.counts == model.trained_lengths.counts
+    assert again.segment_length == model.segment_length
+    copied = spacy.blank("en").from_config(nlp.config)
+    copied.from_bytes(nlp.to_bytes())
+    assert copied.get_pipe("llm_tagger").model.trained_lengths.counts == model.trained_lengths.counts
