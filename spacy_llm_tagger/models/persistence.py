@@ -26,7 +26,6 @@ from .loading import (
     build_base_model,
     dequantized_gguf,
     load_base_model,
-    load_tokenizer,
     prepare_tokenizer,
     resolve_name,
     torch_dtype,
