@@ -40,11 +40,7 @@ def create_sentence_corpus(
                 if len(sentence) == 0:
                     continue
                 count += 1
-                if gold_tokens:
-                    predicted = tokens_only(sentence, nlp.vocab)
-                else:
-                    predicted = nlp.make_doc(sentence.text)
-                yield Example(predicted, sentence)
+                yield example_for(sentence, nlp, gold_tokens)
 
     return read
 
@@ -99,9 +95,7 @@ def create_document_corpus(
             if single_sentences:
                 runs += [[sentence] for sentence in sentences if len(sentences) > 1]
             for run in runs:
-                part = reference[run[0].start : run[-1].end].as_doc()
-                predicted = tokens_only(part, nlp.vocab) if gold_tokens else nlp.make_doc(part.text)
-                yield Example(predicted, part)
+                yield example_for(reference[run[0].start : run[-1].end].as_doc(), nlp, gold_tokens)
 
     return read
 
@@ -121,6 +115,13 @@ def runs_of_sentences(sentences: List[Span], max_words: int, rng: Any = random) 
             i += 1
         runs.append(run)
     return runs
+
+
+def example_for(reference: Doc, nlp: Language, gold_tokens: bool) -> Example:
+    """A training Example: ``reference`` against its own tokens (``gold_tokens``) or the
+    pipeline's tokenization of its text."""
+    predicted = tokens_only(reference, nlp.vocab) if gold_tokens else nlp.make_doc(reference.text)
+    return Example(predicted, reference)
 
 
 def tokens_only(doc: Doc, vocab=None) -> Doc:

@@ -13,15 +13,14 @@ from typing import List
 
 import spacy
 import typer
-from spacy.scorer import Scorer
-from spacy.training import Corpus, Example
+from evaluate import document_examples, score_docs  # scripts/evaluate.py
+from spacy.training import Example
 
 from spacy_llm_tagger.corpus import tokens_only
 
 
 def entity_f1(nlp, examples: List[Example]) -> float:
-    predicted = list(nlp.pipe([eg.predicted for eg in examples], batch_size=16))
-    return Scorer.score_spans([Example(p, eg.reference) for p, eg in zip(predicted, examples)], "ents")["ents_f"]
+    return score_docs(nlp, examples, batch_size=16)["ents_f"]
 
 
 def main(
@@ -32,14 +31,14 @@ def main(
     windows: str = typer.Option("0,64,128,256,512", help="inference_window values (0 = learned)"),
 ) -> None:
     nlp = spacy.load(model)
-    references = [eg.reference for eg in Corpus(data)(nlp)]
-    references = references[:documents] if documents else references
-    sentences = [Example(tokens_only(s.as_doc(), nlp.vocab), s.as_doc()) for doc in references for s in doc.sents]
-    whole = [Example(tokens_only(doc, nlp.vocab), doc) for doc in references]
+    whole = document_examples(nlp, data, documents)
+    sentences = [
+        Example(tokens_only(s.as_doc(), nlp.vocab), s.as_doc()) for eg in whole for s in eg.reference.sents
+    ]
     result = {
         "model": str(model),
         "documents": len(whole),
-        "words": sum(len(doc) for doc in references),
+        "words": sum(len(eg.reference) for eg in whole),
         "sentence_f1": entity_f1(nlp, sentences),
         "document_f1": {},
     }
