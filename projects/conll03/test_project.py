@@ -39,10 +39,10 @@ def project(tmp_path_factory):
         "vars.test_sentences": 30,
         "vars.test_documents": 2,
         "vars.window_documents": 2,
-        "vars.llm_max_steps": 4,
+        "vars.llm_max_epochs": 2,
+        "vars.trf_max_epochs": 2,
         "vars.eval_frequency": 2,
-        "vars.trf_max_steps": 6,
-        "vars.trf_eval_frequency": 3,
+        "vars.patience": 4,
         "vars.llm_model": str(tiny),
         "vars.sweep_groups": 2,
         "vars.sweep_train_sentences": 20,
@@ -70,9 +70,11 @@ def test_demo_workflow(project, capfd):
         assert metrics["document_level"]["documents"] == 2
         assert 0.0 <= metrics["document_level"]["ents_f"] <= 1.0
         assert metrics["environment"]["spacy-llm-tagger"] and metrics["environment"]["git_commit"]
+        summary = json.loads((root / "training" / system / "training_summary.json").read_text())
+        assert summary["steps"] >= summary["best_step"] >= 0 and 0.0 <= summary["best_score"] <= 1.0
     table = (root / "metrics" / "comparison.md").read_text()
     assert "llm-unmasked" in table and "trf-ner" in table and "doc F1" in table
-    assert "Measured with" in table
+    assert "Measured with" in table and "best / last step" in table
     assert (root / "metrics" / "comparison.png").stat().st_size > 1000
     assert "<html" in (root / "metrics" / "displacy.html").read_text().lower()
     out = capfd.readouterr().out
@@ -85,6 +87,17 @@ def test_inference_windows(project):
     result = json.loads((root / "metrics" / "windows" / "llm-unmasked.json").read_text())
     assert set(result["document_f1"]) == {"0", "64", "128", "256", "512"}
     assert result["document_f1"]["64"]["segment_length"] == 64
+
+
+def test_documents_workflow_adds_the_sentence_trained_tagger(project):
+    root, _ = project
+    run(project, "documents")
+    summary = json.loads((root / "training" / "llm-unmasked-sentences" / "training_summary.json").read_text())
+    assert summary["steps"] > 0
+    metrics = json.loads((root / "metrics" / "llm-unmasked-sentences.json").read_text())
+    assert metrics["document_level"]["documents"] == 2
+    assert (root / "metrics" / "windows" / "llm-unmasked-sentences.json").exists()
+    assert "llm-unmasked-sentences" in (root / "metrics" / "comparison.md").read_text()
 
 
 def test_layer_group_patterns(project):

@@ -22,6 +22,8 @@ def main(
         name = file.stem
         seconds_file = training_dir / name / "train_seconds.txt"
         train_s = float(seconds_file.read_text()) if seconds_file.exists() else float("nan")
+        summary_file = training_dir / name / "training_summary.json"
+        summary = json.loads(summary_file.read_text()) if summary_file.exists() else {}
         per_type = m.get("ents_per_type") or {}
         rows.append(
             {
@@ -32,6 +34,9 @@ def main(
                 "r": 100 * m["ents_r"],
                 **{t: 100 * per_type.get(t, {}).get("f", 0.0) for t in TYPES},
                 "train_s": train_s,
+                "dev": 100 * summary.get("best_score", float("nan")),
+                "best_step": summary.get("best_step", "?"),
+                "steps": summary.get("steps", "?"),
                 "wps": m["words_per_second"],
                 "size": m["size_mb"],
                 "sentences": m["sentences"],
@@ -41,21 +46,24 @@ def main(
     rows.sort(key=lambda r: -r["f"])
     lines = [
         "| system | F1 | doc F1 | P | R | " + " | ".join(f"{t} F1" for t in TYPES)
-        + " | train s | words/s | size MB |",
-        "|---" * (8 + len(TYPES)) + "|",
+        + " | dev F1 | best / last step | train s | words/s | size MB |",
+        "|---" * (10 + len(TYPES)) + "|",
     ]
     for r in rows:
         lines.append(
             f"| {r['system']} | {r['f']:.1f} | {r['doc_f']:.1f} | {r['p']:.1f} | {r['r']:.1f} | "
             + " | ".join(f"{r[t]:.1f}" for t in TYPES)
-            + f" | {r['train_s']:.0f} | {r['wps']:.0f} | {r['size']:.1f} |"
+            + f" | {r['dev']:.1f} | {r['best_step']} / {r['steps']} | {r['train_s']:.0f}"
+            + f" | {r['wps']:.0f} | {r['size']:.1f} |"
         )
     if rows:
         lines.append("")
         lines.append(
             f"F1, P, R and per-type F1: one Doc per test sentence ({rows[0]['sentences']} "
             f"sentences); doc F1: one Doc per test document, its bare tokens (no sentence "
-            f"boundaries), as `nlp(article)` reads it."
+            f"boundaries), as `nlp(article)` reads it. dev F1: the best dev evaluation (the `model-best` "
+            f"that was tested), at the best step; training stopped at the last step (patience or "
+            f"epoch cap); train s includes the dev evaluations."
         )
         environments = {json.dumps(r["environment"], sort_keys=True) for r in rows}
         for environment in sorted(environments):
