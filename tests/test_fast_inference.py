@@ -133,3 +133,15 @@ def test_quantize_errors():
         check_can_quantize(torch.device("cuda", 0))
     with pytest.raises(ConfigError, match="keep_layers must be >= 0"):
         make_nlp("unused", keep_layers=-1)
+
+
+def test_keep_layers_cuts_gemma3_layer_types(tmp_path):
+    # Gemma 3 lists each layer's attention type: the list must be cut with the layers, so the
+    # kept sliding layers keep their window and the global ones stay global.
+    base = make_tiny_model_dir(tmp_path / "gemma3", "gemma3", n_layers=6)
+    nlp = make_nlp(base, keep_layers=4)
+    nlp.initialize(lambda: ner_examples(nlp))
+    config = base_of(nlp).config
+    assert config.num_hidden_layers == 4
+    assert config.layer_types == ["sliding_attention", "sliding_attention", "full_attention", "sliding_attention"]
+    assert len(list(nlp.pipe(SENTENCES))) == len(SENTENCES)

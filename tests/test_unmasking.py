@@ -105,7 +105,7 @@ def test_padding_never_changes_real_tokens(family, unmask, attn):
     assert torch.isfinite(padded).all()
 
 
-@pytest.mark.parametrize("family", ["mistral", "gemma2"])
+@pytest.mark.parametrize("family", ["mistral", "gemma2", "gemma3"])
 def test_unmasked_sliding_window_is_symmetric(family):
     # window 6: position 0 must not see position 9 in an unmasked sliding layer,
     # but does see position 3.

@@ -13,7 +13,7 @@ SENTENCES = [
     "Ünïcödé façade naïve café – 東京 は 日本 の 首都 です 。 🙂 👍🏽 مرحبا بالعالم",
     "https://example.com/a/very/long/path?with=query&and=more aGVsbG8gd29ybGQ= 12,345.67",
 ]
-FAMILIES = ["llama", "mistral", "qwen2", "qwen3", "gemma2"]
+FAMILIES = ["llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3"]
 
 
 def train_tokenizer(extra: List[str] = ()) -> Any:
@@ -61,6 +61,17 @@ def tiny_config(family: str, vocab_size: int, n_layers: int = 3) -> Any:
     if family == "gemma2":
         return transformers.Gemma2Config(
             head_dim=8, sliding_window=6, query_pre_attn_scalar=8, **common
+        )
+    if family == "gemma3":
+        # Gemma 3's mix: sliding-window layers with a global layer after every two
+        return transformers.Gemma3TextConfig(
+            head_dim=8,
+            sliding_window=6,
+            query_pre_attn_scalar=8,
+            layer_types=[
+                "full_attention" if (i + 1) % 3 == 0 else "sliding_attention" for i in range(n_layers)
+            ],
+            **common,
         )
     raise ValueError(family)
 

@@ -24,6 +24,11 @@ def print_table(r: Dict[str, Any]) -> None:
             print(f"| training: plain peft loop | {t['plain_peft_loop_words_per_second']:.0f} | |")
         print(f"\npadding share {100 * r['llm_tagger']['padding_share']:.1f}%, "
               f"stages {r['llm_tagger']['stage_share']}")
+    if "fast" in r:
+        fast = r["fast"]
+        print("\n| configuration | words/s | ratio to default |\n|---|---|---|")
+        for name, wps in fast["words_per_second"].items():
+            print(f"| {name} | {wps:.0f} | {fast['ratio_to_default'][name]:.2f} |")
     if "scaling" in r:
         print("\n| doc words | words/s | peak RSS MB | RSS before MB |\n|---|---|---|---|")
         for s in r["scaling"]:

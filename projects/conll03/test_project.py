@@ -45,6 +45,8 @@ def project(tmp_path_factory):
         "vars.patience": 4,
         "vars.llm_model": str(tiny),
         "vars.sweep_groups": 2,
+        "vars.sweep_keep_layers": "0,2",
+        "vars.fast_keep_layers": "2",
         "vars.sweep_train_sentences": 20,
         "vars.sweep_dev_sentences": 10,
     }
@@ -127,7 +129,21 @@ def test_sweep_ranks_every_pattern(project):
     root, _ = project
     run(project, "sweep")
     ranking = json.loads((root / "sweep" / "ranking.json").read_text())
-    assert sorted(r["pattern"] for r in ranking) == ["00", "01", "10", "11"]
+    runs = sorted((r["pattern"], r["keep_layers"]) for r in ranking)
+    assert runs == sorted((p, k) for p in ("00", "01", "10", "11") for k in (0, 2))
+
+
+def test_fast_inference_table(project):
+    root, _ = project
+    run(project, "fast")
+    rows = {r["name"]: r for r in json.loads((root / "metrics" / "fast" / "table.json").read_text())}
+    assert set(rows) == {"all", "k2", "all-int8", "k2-int8"}
+    assert rows["k2-int8"]["agreement"] is not None and 0.0 <= rows["k2-int8"]["agreement"] <= 1.0
+    saved = json.loads((root / "training" / "fast" / "k2" / "model-best" / "llm_tagger" / "model" / "decoder.json").read_text())
+    assert saved["base_config"]["num_hidden_layers"] == 2
+    assert "first 2 layers" in (root / "metrics" / "fast" / "table.md").read_text()
+    run(project, "compare")
+    assert (root / "metrics" / "speed_accuracy.png").stat().st_size > 1000
 
 
 @pytest.mark.slow

@@ -13,6 +13,9 @@ def main(
     training_dir: Path = typer.Argument(..., help="Folder with one subfolder per trained system"),
     output_md: Path = typer.Argument(...),
     output_png: Optional[Path] = typer.Argument(None),
+    tradeoff: Optional[Path] = typer.Option(
+        None, help="Also chart test F1 against words/s (with `fast`'s configurations) to this PNG"
+    ),
 ) -> None:
     rows = []
     for file in sorted(metrics_dir.glob("*.json")):
@@ -78,6 +81,8 @@ def main(
     print(table)
     if output_png is not None and rows:
         write_chart(rows, output_png)
+    if tradeoff is not None and rows:
+        write_tradeoff_chart(rows, metrics_dir / "fast" / "table.json", tradeoff)
 
 
 def describe(environment: dict) -> str:
@@ -135,6 +140,31 @@ def write_chart(rows: List[dict], path: Path) -> None:
         ax.text(bar.get_width() + 0.5, bar.get_y() + bar.get_height() / 2, f"{value:.1f}", va="center")
     ax.set_xlabel("CoNLL-2003 test entity F1")
     ax.set_xlim(0, 100)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    print(f"Chart written to {path}")
+
+
+def write_tradeoff_chart(rows: List[dict], fast_table: Path, path: Path) -> None:
+    """Test F1 against words/s: every system, and the keep_layers / int8 configurations."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = [(r["system"], r["wps"], r["f"], "#4c72b0") for r in rows]
+    if fast_table.exists():
+        for r in json.loads(fast_table.read_text()):
+            if r["name"] != "all":
+                points.append((f"llm-unmasked {r['name']}", r["wps"], r["test_f"], "#dd8452"))
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for name, wps, f1, color in points:
+        ax.scatter([wps], [f1], color=color)
+        ax.annotate(name, (wps, f1), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("words/s (nlp.pipe, this machine; log scale)")
+    ax.set_ylabel("CoNLL-2003 test entity F1")
+    ax.grid(True, alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     print(f"Chart written to {path}")

@@ -3,11 +3,12 @@ P/R/F, per-type F, words/s, and what produced them -> JSON."""
 import json
 import os
 import platform
+import resource
 import subprocess
 import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import spacy
 import typer
@@ -41,13 +42,29 @@ def environment() -> Dict[str, str]:
     return found
 
 
-def score_docs(nlp, examples: List[Example], batch_size: int) -> Dict[str, Any]:
+def parse_override(item: str) -> tuple:
+    key, sep, value = item.partition("=")
+    if not sep:
+        raise typer.BadParameter(f"--override {item!r}: expected KEY=VALUE")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def score_docs(
+    nlp, examples: List[Example], batch_size: int, save_labels: Optional[Path] = None
+) -> Dict[str, Any]:
     """Run the pipeline over the examples' unannotated docs, time it and score it."""
     docs = [eg.predicted for eg in examples]
     n_words = sum(len(doc) for doc in docs)
     start = time.perf_counter()
     predicted = list(nlp.pipe(docs, batch_size=batch_size))
     seconds = time.perf_counter() - start
+    if save_labels is not None:
+        labels = [[f"{t.ent_iob_}-{t.ent_type_}" if t.ent_type_ else "O" for t in doc] for doc in predicted]
+        save_labels.parent.mkdir(parents=True, exist_ok=True)
+        save_labels.write_text(json.dumps(labels))
     scores = Scorer(nlp).score([Example(p, eg.reference) for p, eg in zip(predicted, examples)])
     return {
         "words": n_words,
@@ -77,13 +94,22 @@ def main(
         0, help="Also evaluate whole documents: the first N (0 = all, -1 = skip)"
     ),
     batch_size: int = typer.Option(64, help="nlp.pipe batch size"),
+    override: List[str] = typer.Option(
+        [], help="Config override at load, KEY=VALUE (JSON value), e.g. "
+        "components.llm_tagger.model.quantize=\"int8\"; repeatable"
+    ),
+    save_labels: Optional[Path] = typer.Option(
+        None, help="Also write every test token's predicted entity label (IOB-TYPE) as JSON"
+    ),
 ) -> None:
-    nlp = spacy.load(model)
+    overrides = dict(parse_override(item) for item in override)
+    nlp = spacy.load(model, config=overrides)
     examples = list(create_sentence_corpus(data, limit=sentences)(nlp))
-    sentence_level = score_docs(nlp, examples, batch_size)
+    sentence_level = score_docs(nlp, examples, batch_size, save_labels)
     size = sum(f.stat().st_size for f in Path(model).rglob("*") if f.is_file())
     result = {
         "model": str(model),
+        "overrides": overrides,
         "sentences": len(examples),
         "size_mb": round(size / 2**20, 1),
         **sentence_level,
@@ -91,6 +117,8 @@ def main(
     if documents >= 0:
         doc_examples = document_examples(nlp, data, documents)
         result["document_level"] = {"documents": len(doc_examples), **score_docs(nlp, doc_examples, 8)}
+    # peak resident memory of this process: the loaded pipeline plus prediction
+    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     result["environment"] = environment()
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(result, indent=2))

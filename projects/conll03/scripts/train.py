@@ -9,6 +9,7 @@ and OUTPUT/training_summary.json: seconds, the step of the last evaluation, epoc
 score and its step.
 """
 import json
+import resource
 import sys
 import time
 from pathlib import Path
@@ -70,7 +71,10 @@ def main() -> None:
 
 def summarize(log_file: Path, seconds: float) -> dict:
     """Steps and epochs run and the best evaluation, read from the logger's JSONL."""
-    summary: dict = {"seconds": round(seconds, 1)}
+    summary: dict = {
+        "seconds": round(seconds, 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
     if not log_file.exists():
         return summary
     rows = [json.loads(line) for line in log_file.read_text().splitlines() if line.strip()]
