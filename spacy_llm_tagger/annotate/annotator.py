@@ -7,9 +7,9 @@ the same bytes for the same shard.
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Union
+from typing import Any, Dict, Iterable, List, Union
 
-from spacy.tokens import Doc, DocBin
+from spacy.tokens import Doc, DocBin, Span
 
 from .inputs import DEFAULT_MAX_CHARS, Record, ShardSpec, read_shard
 
@@ -71,16 +71,15 @@ class ShardAnnotator:
         return doc
 
 
-def spans_of(doc: Doc) -> List[Dict[str, Any]]:
-    """The entities of ``doc`` with character offsets."""
-    return [{"start": ent.start_char, "end": ent.end_char, "label": ent.label_} for ent in doc.ents]
+def spans_json(spans: Iterable[Span]) -> List[Dict[str, Any]]:
+    """Spans with character offsets and labels."""
+    return [{"start": s.start_char, "end": s.end_char, "label": s.label_} for s in spans]
 
 
 def record_json(record: Record, doc: Doc) -> Dict[str, Any]:
-    """One output line: id, text, spans, then every other input field."""
-    line: Dict[str, Any] = {"id": record.id, "text": record.text, "spans": spans_of(doc)}
-    groups = {key: [{"start": s.start_char, "end": s.end_char, "label": s.label_} for s in group]
-              for key, group in doc.spans.items()}
+    """One output line: id, text, spans (the entities), span groups, every other input field."""
+    line: Dict[str, Any] = {"id": record.id, "text": record.text, "spans": spans_json(doc.ents)}
+    groups = {key: spans_json(group) for key, group in doc.spans.items()}
     if groups:
         line["span_groups"] = groups
     for key, value in record.fields.items():

@@ -175,8 +175,6 @@ def load_base_model(
 
     try:
         model = _with_attention_fallback(load, attn_implementation)
-    except ConfigError:
-        raise
     except Exception as err:  # transformers, safetensors and gguf raise many types
         raise ModelNotFoundError(
             f"Could not load the base model {name!r} from {location.path!r}: {err}\n"
@@ -187,12 +185,9 @@ def load_base_model(
     return model
 
 
-def build_base_model(config: Any, dtype: str, attn_implementation: str, keep_layers: int = 0) -> Any:
-    """Build a base decoder from its config with random weights (its first ``keep_layers``
-    layers; 0 = all)."""
+def build_base_model(config: Any, dtype: str, attn_implementation: str) -> Any:
+    """Build a base decoder from its config with random weights."""
     from transformers import AutoModel
-
-    config = truncated_config(config, keep_layers, getattr(config, "_name_or_path", "") or type(config).__name__)
 
     def build(attn: str) -> Any:
         return AutoModel.from_config(config, attn_implementation=attn, **dtype_kwargs(dtype))
