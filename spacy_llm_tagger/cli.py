@@ -45,5 +45,33 @@ def annotate(
         sys.exit(1)
 
 
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def train(
+    ctx: typer.Context,
+    config: Path = typer.Argument(..., help="spaCy training config (as for `spacy train`)"),
+    output: Optional[Path] = typer.Argument(None, help="Folder for model-best and model-last"),
+    workers: int = typer.Option(1, help="Data-parallel workers (> 1: Ray Train)"),
+    gpus_per_worker: float = typer.Option(0.0, help="GPUs per worker (0 = CPU, gloo)"),
+    cpus_per_worker: int = typer.Option(1, help="CPU cores (torch threads) per worker"),
+    address: Optional[str] = typer.Option(None, help="Join this Ray cluster instead of starting one"),
+) -> None:
+    """Train a pipeline; --workers N trains data-parallel on Ray Train.
+
+    Takes the same config and overrides as `spacy train` (e.g. --paths.train train.spacy).
+    Every worker reads the whole training corpus (so its path must exist on every node) and
+    trains on its share of each batch; gradients are averaged before every step.
+    """
+    from spacy.cli._util import parse_config_overrides
+
+    from .distributed.training import train as run_train
+
+    try:
+        overrides = parse_config_overrides(ctx.args)
+        run_train(config, output, overrides, workers, gpus_per_worker, cpus_per_worker, address)
+    except LLMTaggerError as err:
+        typer.echo(f"Error: {err}", err=True)
+        sys.exit(1)
+
+
 if __name__ == "__main__":
     app()

@@ -94,17 +94,17 @@ def test_txt_and_spacy_inputs_and_spacy_output(pipeline, tmp_path):
     (folder / "a.txt").write_text("\n".join(SENTENCES[:3]) + "\n")
     nlp = spacy.blank("en")
     docbin = DocBin(store_user_data=True)
-    for text in SENTENCES[3:5]:
+    for text in SENTENCES[2:7]:  # three shards of one DocBin
         docbin.add(nlp(text))
     docbin.to_disk(folder / "b.spacy")
     out = tmp_path / "out"
     totals = annotate(pipeline, folder, out, output_format="spacy", shard_size=2, progress=False)
-    assert totals["written"] == 5 and totals["rejected"] == 0
+    assert totals["written"] == 8 and totals["rejected"] == 0
     docs = []
     for shard in sorted(out.glob("shard-*.spacy")):
         docs.extend(DocBin().from_disk(shard).get_docs(nlp.vocab))
-    assert [d.text for d in docs] == SENTENCES[:5]
-    assert [d.user_data["id"] for d in docs] == [1, 2, 3, 1, 2]
+    assert [d.text for d in docs] == SENTENCES[:3] + SENTENCES[2:7]
+    assert [d.user_data["id"] for d in docs] == [1, 2, 3, 1, 2, 3, 4, 5]
 
 
 def test_clear_errors_before_any_work(pipeline, tmp_path):

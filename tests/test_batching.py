@@ -1,7 +1,6 @@
 """Predictions do not depend on batching, padding or windowing."""
 import numpy as np
 import pytest
-import spacy
 
 from .test_component import make_nlp, ner_examples
 from .util import FAMILIES, SENTENCES

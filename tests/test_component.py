@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 import spacy
-from spacy.tokens import Doc, Span
+from spacy.tokens import Span
 from spacy.training import Example
 from thinc.api import fix_random_seed
 

@@ -1,7 +1,6 @@
 """Hostile input and faults: nothing crashes deep in torch, nothing is dropped."""
 import numpy as np
 import pytest
-import spacy
 import torch
 from spacy.tokens import Doc, Span
 from spacy.training import Example

@@ -6,7 +6,10 @@ driver, by scanning line starts; each engine then reads its shards itself, so no
 passes through the driver. Reading validates: a bad record becomes a :class:`Rejected`
 with its line number and reason, never an exception.
 """
+import copy
+import functools
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
@@ -182,16 +185,32 @@ def _parse_line(spec: ShardSpec, line_no: int, raw: bytes, max_chars: int) -> Un
 
 
 def _read_docbin(spec: ShardSpec) -> List[Record]:
-    from spacy.tokens import DocBin
     from spacy.vocab import Vocab
 
-    docbin = DocBin(store_user_data=True).from_disk(spec.path)
     records = []
-    for index, doc in enumerate(docbin.get_docs(Vocab())):
-        if spec.start <= index < spec.end:
-            user = doc.user_data or {}
-            fields = dict(user.get("fields", {})) if isinstance(user.get("fields"), dict) else {}
-            records.append(Record(user.get("id", index + 1), doc.text, fields, doc.to_bytes()))
-        if index + 1 >= spec.end:
-            break
+    for index, doc in enumerate(_docbin_range(spec.path, spec.start, spec.end).get_docs(Vocab()), spec.start):
+        user = doc.user_data or {}
+        fields = dict(user.get("fields", {})) if isinstance(user.get("fields"), dict) else {}
+        records.append(Record(user.get("id", index + 1), doc.text, fields, doc.to_bytes()))
     return records
+
+
+def _docbin_range(path: str, start: int, end: int) -> Any:
+    """Docs ``start`` to ``end`` of a DocBin file, as a DocBin of their own.
+
+    A DocBin is one compressed message, so the whole file is read, but once per process and
+    file (the last one read is kept), and only the shard's docs are built.
+    """
+    stat = os.stat(path)
+    whole = _read_whole_docbin(path, stat.st_mtime_ns, stat.st_size)
+    part = copy.copy(whole)
+    for name in ("tokens", "spaces", "cats", "flags", "user_data", "span_groups"):
+        setattr(part, name, getattr(whole, name)[start:end])
+    return part
+
+
+@functools.lru_cache(maxsize=1)
+def _read_whole_docbin(path: str, _mtime_ns: int, _size: int) -> Any:
+    from spacy.tokens import DocBin
+
+    return DocBin(store_user_data=True).from_disk(path)

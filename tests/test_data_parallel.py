@@ -1,0 +1,138 @@
+"""Data-parallel training: N Ray Train workers take the same steps as one worker."""
+import importlib.util
+import subprocess
+import sys
+
+import numpy
+import pytest
+import spacy
+import torch
+from spacy.training import Example
+from thinc.api import Adam
+
+from spacy_llm_tagger.distributed import (
+    DataParallelOptimizer,
+    configure_data_parallel_batcher,
+    data_parallel_config,
+    split_batch,
+)
+from spacy_llm_tagger.distributed.training import train
+from spacy_llm_tagger.errors import ConfigError
+
+from .test_training import CONFIG, write_docbin
+
+HAS_RAY = importlib.util.find_spec("ray") is not None
+
+
+def examples(lengths):
+    nlp = spacy.blank("en")
+    return [Example(nlp.make_doc("w " * n), nlp.make_doc("w " * n)) for n in lengths]
+
+
+def test_split_batch_balances_words_keeps_order_and_loses_nothing():
+    batch = examples([9, 1, 4, 4, 3, 7, 2, 8])
+    parts = split_batch(batch, 3)
+    assert sorted(id(eg) for part in parts for eg in part) == sorted(id(eg) for eg in batch)
+    words = [sum(len(eg.reference) for eg in part) for part in parts]
+    assert max(words) - min(words) <= 2, words
+    for part in parts:
+        positions = [batch.index(eg) for eg in part]
+        assert positions == sorted(positions)
+    assert [[id(eg) for eg in p] for p in split_batch(batch, 3)] == [[id(eg) for eg in p] for p in parts]
+
+
+def test_wrappers_do_nothing_outside_a_process_group():
+    batches = [examples([3, 2]), examples([5])]
+    shard = configure_data_parallel_batcher(lambda _examples: iter(batches))
+    assert list(shard([])) == batches
+    plain, wrapped = Adam(0.01), DataParallelOptimizer.wrap(Adam(0.01))
+    weights, gradient = numpy.ones(4, dtype="f"), numpy.array([0.5, -1.0, 0.0, 2.0], dtype="f")
+    expected, _ = plain((1, "w"), weights.copy(), gradient.copy())
+    got, _ = wrapped((1, "w"), weights.copy(), gradient.copy())
+    numpy.testing.assert_array_equal(got, expected)
+    assert wrapped.learn_rate == plain.learn_rate
+
+
+def test_data_parallel_config_wraps_batcher_and_optimizer_once():
+    config = spacy.util.load_config(CONFIG)
+    wrapped = data_parallel_config(data_parallel_config(config))
+    assert wrapped["training"]["batcher"]["@batchers"] == "spacy-llm-tagger.DataParallelBatcher.v1"
+    assert wrapped["training"]["batcher"]["batcher"]["@batchers"] == "spacy.batch_by_words.v1"
+    assert wrapped["training"]["optimizer"]["optimizer"]["@optimizers"] == "Adam.v1"
+    resolved = spacy.util.registry.resolve({"optimizer": wrapped["training"]["optimizer"]})
+    assert isinstance(resolved["optimizer"], DataParallelOptimizer)
+    assert resolved["optimizer"].learn_rate == 0.001
+
+
+def test_clear_errors_before_any_worker_starts(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        train(tmp_path / "missing.cfg", tmp_path / "out", {}, workers=2)
+    with pytest.raises(ConfigError, match="at least 1"):
+        train(CONFIG, tmp_path / "out", {}, workers=0)
+
+
+def adapters(path):
+    nlp = spacy.load(path)
+    module = nlp.get_pipe("llm_tagger").model.loaded.module
+    return {name: p.detach().clone() for name, p in module.named_parameters() if p.requires_grad}
+
+
+@pytest.mark.skipif(not HAS_RAY, reason="needs the [ray] extra")
+def test_two_ray_train_workers_take_the_steps_of_one(tiny_model_dir, tmp_path):
+    nlp = spacy.blank("en")
+    write_docbin(tmp_path / "train.spacy", nlp, copies=4)
+    write_docbin(tmp_path / "dev.spacy", nlp, copies=1)
+    overrides = {
+        "paths.train": str(tmp_path / "train.spacy"),
+        "paths.dev": str(tmp_path / "dev.spacy"),
+        "paths.train_max_words": 0,
+        "components.llm_tagger.model.name": str(tiny_model_dir),
+        "components.llm_tagger.model.head_dropout": 0.0,
+        "training.dropout": 0.0,
+        "training.max_steps": 6,
+        "training.max_epochs": 0,
+        "training.eval_frequency": 3,
+        "training.batcher.size": 30,
+        "training.optimizer.learn_rate": 0.01,
+        "training.logger.progress_bar": None,
+        "training.logger.output_file": None,
+    }
+    train(CONFIG, tmp_path / "one", overrides, workers=1)
+    train(CONFIG, tmp_path / "two", overrides, workers=2)
+    one, two = adapters(tmp_path / "one" / "model-last"), adapters(tmp_path / "two" / "model-last")
+    assert one.keys() == two.keys() and any("lora_B" in name for name in one)
+    largest = max(float(p.abs().max()) for name, p in one.items() if "lora_B" in name)
+    assert largest > 0.01  # the steps moved the adapters (lora_B starts at zero)
+    for name in one:
+        torch.testing.assert_close(two[name], one[name], atol=2e-5, rtol=1e-4, msg=name)
+    config = spacy.util.load_config(tmp_path / "two" / "model-last" / "config.cfg")
+    assert config["training"]["batcher"]["@batchers"] == "spacy-llm-tagger.DataParallelBatcher.v1"
+
+
+def test_train_cli_help_names_the_workers_option():
+    result = subprocess.run([sys.executable, "-m", "spacy_llm_tagger", "train", "--help"],
+                            capture_output=True, text=True, check=True)
+    assert "--workers" in result.stdout and "--gpus-per-worker" in result.stdout
+
+
+def _reduce_in_group(rank, init_file, results):
+    import numpy as np
+    import torch.distributed as dist
+
+    from spacy_llm_tagger.distributed.data_parallel import all_reduce_weighted
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    gradient = np.array([1.0, 2.0], dtype="f") if rank == 0 else np.array([3.0, 4.0], dtype="f")
+    share = 0.25 if rank == 0 else 0.75
+    results[rank] = all_reduce_weighted(gradient, share).tolist()
+    dist.destroy_process_group()
+
+
+def test_gradients_are_averaged_weighted_by_each_workers_share_of_words(tmp_path):
+    context = torch.multiprocessing.get_context("spawn")
+    with context.Manager() as manager:
+        results = manager.dict()
+        torch.multiprocessing.start_processes(
+            _reduce_in_group, args=(str(tmp_path / "init"), results), nprocs=2, start_method="spawn"
+        )
+        assert results[0] == results[1] == pytest.approx([0.25 * 1 + 0.75 * 3, 0.25 * 2 + 0.75 * 4])
