@@ -96,7 +96,9 @@ def test_int8_agrees_with_full_precision(trained):
     module = tagger_model(int8).loaded.predicting_module
     int8_linear = torch.ao.nn.quantized.dynamic.Linear
     assert any(isinstance(m, int8_linear) for m in module.decoder.modules())
-    assert not any(isinstance(m, torch.nn.Linear) for m in module.decoder.modules())
+    kinds = {name.rsplit(".", 1)[-1]: type(m) for name, m in module.decoder.named_modules()}
+    assert kinds["down_proj"] is kinds["o_proj"] is torch.nn.Linear  # output projections: float32
+    assert kinds["up_proj"] is int8_linear and kinds["q_proj"] is int8_linear
     # the full-precision network stays: it is what trains and what gets saved
     assert tagger_model(int8).loaded.module is not module
 

@@ -1,13 +1,16 @@
 """An int8 copy of a trained network for CPU inference (``quantize = "int8"``).
 
-The copy has the LoRA adapters folded into the base weights and every ``nn.Linear`` of the
-decoder replaced by PyTorch's dynamically quantized int8 linear layer (weights int8 per
-output channel, activations quantized on the fly). The head stays float32. The full-precision
+The copy has the LoRA adapters folded into the base weights and the decoder's ``nn.Linear``
+layers replaced by PyTorch's dynamically quantized int8 linear layer (weights int8 per
+output channel, activations quantized on the fly), except the two output projections of each
+layer (attention ``o_proj``, MLP ``down_proj``): their inputs carry the few huge activation
+values that one int8 scale per row cannot hold. The head stays float32. The full-precision
 network is kept: it is what trains and what is saved; the copy only predicts, and is built
 again after the weights change.
 """
 import copy
 import warnings
+from typing import List
 
 import torch
 from torch import nn
@@ -16,6 +19,12 @@ from ..errors import ConfigError
 from .network import DecoderNetwork
 
 QUANTIZED_ENGINES = ("x86", "fbgemm", "onednn", "qnnpack")
+# The output projections of attention and MLP stay float32 (Llama-style names; Phi / Mixtral /
+# GPT-NeoX MLP names too). On the trained SmolLM2 tagger, 60 CoNLL-2003 test documents
+# (12,265 words, 2-core AVX2 CPU): int8 everywhere agreed with float32 on 97.1% of token labels
+# (F1 81.5 -> 75.8); without down_proj 99.0% (80.9); without down_proj and o_proj 99.2%
+# (81.2); on 30 documents the three ran at 1.23x, 1.19x and 1.16x float32's words/s.
+FLOAT_LINEARS = ("o_proj", "down_proj", "fc2", "w2", "dense_4h_to_h")
 
 
 def check_can_quantize(device: torch.device) -> None:
@@ -53,6 +62,14 @@ def int8_copy(network: DecoderNetwork) -> DecoderNetwork:
     return quantized
 
 
+def int8_layer_names(module: nn.Module) -> List[str]:
+    """The linear layers that become int8: all but the output projections."""
+    return [
+        name for name, layer in module.named_modules()
+        if isinstance(layer, nn.Linear) and name.rsplit(".", 1)[-1] not in FLOAT_LINEARS
+    ]
+
+
 def _quantize_linear_layers(module: nn.Module) -> nn.Module:
     from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
@@ -60,8 +77,6 @@ def _quantize_linear_layers(module: nn.Module) -> nn.Module:
         # torch marks its eager-mode quantization API deprecated (it moves to torchao).
         warnings.simplefilter("ignore")
         # Per output channel: on the tiny trained tagger of tests/test_fast_inference.py,
-        # 96.7% of token labels agreed with float32, against 94.8% per tensor (speed not
-        # compared). On the trained SmolLM2 tagger it is still lossy: see README.
-        return quantize_dynamic(
-            module, {nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=True
-        )
+        # 96.7% of token labels agreed with float32, against 94.8% per tensor.
+        spec = {name: per_channel_dynamic_qconfig for name in int8_layer_names(module)}
+        return quantize_dynamic(module, spec, dtype=torch.qint8, inplace=True)
