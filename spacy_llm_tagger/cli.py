@@ -33,16 +33,39 @@ def annotate(
     address: Optional[str] = typer.Option(None, help="Join this Ray cluster instead of starting one"),
     shard_size: int = typer.Option(1000, help="Records per output shard (the unit of resuming)"),
     max_chars: int = typer.Option(1_000_000, help="Longer records are rejected"),
+    review: int = typer.Option(0, help="Also write OUTPUT/review.jsonl: the N records with the least confident entities"),
 ) -> None:
     """Annotate a corpus with a trained pipeline. Rerun the same command to resume."""
     from .annotate import annotate as run_annotate
 
     try:
         run_annotate(model, input_path, output, engine, workers, gpus_per_worker, batch_size,
-                     output_format, address, shard_size, max_chars)
+                     output_format, address, shard_size, max_chars, review=review)
     except LLMTaggerError as err:
         typer.echo(f"Error: {err}", err=True)
         sys.exit(1)
+
+
+@app.command()
+def calibrate(
+    pipeline: Path = typer.Argument(..., help="Trained pipeline folder (its llm_tagger cfg gets the temperature)"),
+    dev: Path = typer.Argument(..., help="Held-out .spacy data with gold annotations"),
+    component: Optional[str] = typer.Option(None, help="Which llm_tagger, if the pipeline has several"),
+    limit: int = typer.Option(0, help="First N docs of DEV only (0 = all)"),
+) -> None:
+    """Fit the temperature that calibrates the tagger's span (or tag) probabilities on DEV."""
+    from .calibration import calibrate as run_calibrate
+
+    try:
+        report = run_calibrate(pipeline, dev, component, limit)
+    except LLMTaggerError as err:
+        typer.echo(f"Error: {err}", err=True)
+        sys.exit(1)
+    typer.echo(
+        f"{report['component']}: temperature {report['temperature']:.3f} from {report['predictions']} "
+        f"predictions; expected calibration error on DEV {report['ece_before']:.4f} -> "
+        f"{report['ece_after']:.4f}. Saved in {pipeline / report['component'] / 'cfg'}."
+    )
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

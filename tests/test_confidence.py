@@ -85,3 +85,133 @@ def test_temperature_flattens_and_sharpens():
     sharp, flat = np.exp(tempered_log_probs(scores, 0.5)), np.exp(tempered_log_probs(scores, 2.0))
     assert sharp.max() > np.exp(tempered_log_probs(scores, 1.0)).max() > flat.max()
     np.testing.assert_allclose(flat.sum(), 1.0)
+
+
+# -- in the component: where the scores go, threshold, serialization, calibration ----------
+
+import spacy  # noqa: E402
+from spacy.tokens import DocBin  # noqa: E402
+
+from spacy_llm_tagger.calibration import (  # noqa: E402
+    HeldOut,
+    expected_calibration_error,
+    fit_temperature,
+    outcomes,
+)
+from spacy_llm_tagger.errors import ConfigError  # noqa: E402
+
+from .test_component import make_nlp, ner_examples, train  # noqa: E402
+from .util import SENTENCES  # noqa: E402
+
+TEXTS = ["Peter Blackburn lives in Brussels .", "EU rejects German call to boycott British lamb ."] + SENTENCES
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_model_dir):
+    nlp = make_nlp(tiny_model_dir, head_dropout=0.0)
+    train(nlp, ner_examples(nlp), steps=20, lr=0.02)
+    path = tmp_path_factory.mktemp("scored") / "pipe"
+    nlp.to_disk(path)
+    return path
+
+
+def scored(doc, key="scored_ents"):
+    group = doc.spans[key]
+    return [(s.start, s.end, s.label_) for s in group], list(group.attrs["scores"])
+
+
+def test_every_entity_has_a_probability_next_to_doc_ents(trained):
+    nlp = spacy.load(trained)
+    docs = list(nlp.pipe(TEXTS))
+    assert any(doc.ents for doc in docs)
+    for doc in docs:
+        spans, scores = scored(doc)
+        assert spans == [(e.start, e.end, e.label_) for e in doc.ents]
+        assert len(scores) == len(spans) and all(0.0 <= p <= 1.0 for p in scores)
+
+
+def test_scores_survive_docbin_to_bytes_and_to_disk(trained, tmp_path):
+    nlp = spacy.load(trained)
+    docs = list(nlp.pipe(TEXTS))
+    docbin = DocBin(docs=docs)
+    docbin.to_disk(tmp_path / "docs.spacy")
+    restored = list(DocBin().from_disk(tmp_path / "docs.spacy").get_docs(nlp.vocab))
+    assert [scored(d) for d in restored] == [scored(d) for d in docs]
+    again = spacy.tokens.Doc(nlp.vocab).from_bytes(docs[0].to_bytes())
+    assert scored(again) == scored(docs[0])
+    nlp.get_pipe("llm_tagger").cfg["temperature"] = 2.5
+    nlp.to_disk(tmp_path / "pipe")
+    reloaded = spacy.load(tmp_path / "pipe")
+    assert reloaded.get_pipe("llm_tagger").temperature == 2.5
+    hotter = [scored(d)[1] for d in reloaded.pipe(TEXTS)]
+    assert hotter != [scored(d)[1] for d in docs]  # the temperature is used
+
+
+def test_threshold_keeps_unlikely_spans_out_of_doc_ents(trained):
+    scores = sorted(p for doc in spacy.load(trained).pipe(TEXTS) for p in scored(doc)[1])
+    assert len(scores) >= 2 and scores[0] < scores[-1]
+    threshold = (scores[0] + scores[-1]) / 2
+    nlp = spacy.load(trained, config={"components.llm_tagger.threshold": threshold})
+    dropped = 0
+    for doc in nlp.pipe(TEXTS):
+        spans, probs = scored(doc)
+        kept = [s for s, p in zip(spans, probs) if p >= threshold]
+        assert [(e.start, e.end, e.label_) for e in doc.ents] == kept
+        dropped += len(spans) - len(kept)
+    assert dropped > 0
+
+
+def test_spans_and_tag_targets_carry_scores(tiny_model_dir):
+    spans_nlp = make_nlp(tiny_model_dir, target="spans:sc", head_dropout=0.0)
+    examples = ner_examples(spans_nlp)
+    for eg in examples:
+        eg.reference.spans["sc"] = list(eg.reference.ents)
+    train(spans_nlp, examples, steps=10, lr=0.02)
+    doc = spans_nlp(TEXTS[0])
+    assert len(doc.spans["sc"].attrs["scores"]) == len(doc.spans["sc"])
+    tag_nlp = make_nlp(tiny_model_dir, target="tag", head_dropout=0.0)
+    tag_examples = ner_examples(tag_nlp)
+    for eg in tag_examples:
+        for token in eg.reference:
+            token.tag_ = "NNP" if token.text[0].isupper() else "XX"
+    train(tag_nlp, tag_examples, steps=10, lr=0.02)
+    doc = tag_nlp(TEXTS[0])
+    assert all(0.0 < token._.tag_score <= 1.0 for token in doc)
+
+
+def test_bad_threshold_is_a_clear_error(tiny_model_dir):
+    with pytest.raises(ConfigError, match="threshold"):
+        make_nlp(tiny_model_dir).add_pipe("llm_tagger", name="second", config={"threshold": 1.5})
+    with pytest.raises(ConfigError, match="confidences"):
+        make_nlp(tiny_model_dir).add_pipe("llm_tagger", name="second", config={"threshold": 0.5, "confidences": False})
+
+
+def synthetic_overconfident(pipe, n_docs=300, n_tokens=8, flip=0.3, seed=0):
+    """Single-token entities; the scores say ~99% sure, but 30% of the labels are wrong."""
+    rng = np.random.default_rng(seed)
+    n_labels = len(pipe.labels)
+    held_out = HeldOut([], [])
+    for _ in range(n_docs):
+        tags = np.zeros(n_tokens, dtype=np.int64)
+        gold = set()
+        for i in range(0, n_tokens, 2):
+            if rng.random() < 0.5:
+                label = int(rng.integers(n_labels))
+                gold.add((i, i + 1, label))
+                shown = (label + 1) % n_labels if rng.random() < flip else label
+                tags[i] = 1 + 2 * shown
+        scores = rng.normal(scale=0.3, size=(n_tokens, 1 + 2 * n_labels))
+        scores[np.arange(n_tokens), tags] += 6.0
+        held_out.scores.append(scores)
+        held_out.gold.append(gold)
+    return held_out
+
+
+def test_calibration_lowers_ece_on_an_overconfident_model(trained):
+    pipe = spacy.load(trained).get_pipe("llm_tagger")
+    held_out = synthetic_overconfident(pipe)
+    before = expected_calibration_error(*outcomes(pipe, held_out, 1.0))
+    temperature = fit_temperature(pipe, held_out)
+    after = expected_calibration_error(*outcomes(pipe, held_out, temperature))
+    assert temperature > 1.0
+    assert before > 0.2 and after < before / 3, (before, after, temperature)

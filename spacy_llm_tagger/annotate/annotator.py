@@ -7,7 +7,7 @@ the same bytes for the same shard.
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Union
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
 
 from spacy.tokens import Doc, DocBin, Span
 
@@ -48,6 +48,7 @@ class ShardAnnotator:
         threads: int = 0,
     ) -> None:
         self.nlp = load_pipeline(model, threads)
+        self.ents_scores_key = ents_scores_key(self.nlp)
         self.format = output_format
         self.batch_size = batch_size
         self.max_chars = max_chars
@@ -57,7 +58,8 @@ class ShardAnnotator:
         inputs = [self._input(record) for record in records]
         docs = list(self.nlp.pipe(inputs, batch_size=self.batch_size))
         if self.format == "jsonl":
-            payload = "".join(json.dumps(record_json(r, d), ensure_ascii=False) + "\n" for r, d in zip(records, docs)).encode("utf8")
+            lines = (record_json(r, d, self.ents_scores_key) for r, d in zip(records, docs))
+            payload = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines).encode("utf8")
         else:
             payload = docbin_bytes(records, docs)
         done = {"read": len(records) + len(rejected), "written": len(docs), "rejected": [r.to_dict() for r in rejected]}
@@ -71,15 +73,38 @@ class ShardAnnotator:
         return doc
 
 
-def spans_json(spans: Iterable[Span]) -> List[Dict[str, Any]]:
-    """Spans with character offsets and labels."""
-    return [{"start": s.start_char, "end": s.end_char, "label": s.label_} for s in spans]
+def ents_scores_key(nlp: Any) -> Optional[str]:
+    """The span group where the pipeline's llm_tagger puts its entities' probabilities."""
+    from ..pipeline.llm_tagger import LLMTagger
+
+    for _name, pipe in nlp.pipeline:
+        if isinstance(pipe, LLMTagger) and pipe.confidences and pipe.cfg["target"] == "ents":
+            return pipe.score_settings.scores_key
+    return None
 
 
-def record_json(record: Record, doc: Doc) -> Dict[str, Any]:
-    """One output line: id, text, spans (the entities), span groups, every other input field."""
-    line: Dict[str, Any] = {"id": record.id, "text": record.text, "spans": spans_json(doc.ents)}
-    groups = {key: spans_json(group) for key, group in doc.spans.items()}
+def spans_json(spans: Iterable[Span], scores: Optional[Sequence[Optional[float]]] = None) -> List[Dict[str, Any]]:
+    """Spans with character offsets, labels and, where known, probabilities."""
+    out = [{"start": s.start_char, "end": s.end_char, "label": s.label_} for s in spans]
+    for item, score in zip(out, scores or []):
+        if score is not None:
+            item["score"] = round(float(score), 3)  # 3 decimals: the same bytes from any engine
+    return out
+
+
+def record_json(record: Record, doc: Doc, scores_key: Optional[str] = None) -> Dict[str, Any]:
+    """One output line: id, text, spans (the entities, with their probabilities), span groups
+    (with theirs), every other input field."""
+    ent_scores = None
+    if scores_key is not None and scores_key in doc.spans:
+        group = doc.spans[scores_key]
+        by_span = {(s.start, s.end, s.label_): p for s, p in zip(group, group.attrs.get("scores", []))}
+        ent_scores = [by_span.get((e.start, e.end, e.label_)) for e in doc.ents]
+    line: Dict[str, Any] = {"id": record.id, "text": record.text, "spans": spans_json(doc.ents, ent_scores)}
+    groups = {
+        key: spans_json(group, group.attrs.get("scores"))
+        for key, group in doc.spans.items() if key != scores_key
+    }
     if groups:
         line["span_groups"] = groups
     for key, value in record.fields.items():

@@ -15,6 +15,7 @@ from .annotator import FORMATS, ShardResult
 from .engines import ENGINES, AnnotatorSettings, import_ray, run_local, run_ray
 from .inputs import DEFAULT_MAX_CHARS, input_files, plan_shards
 from .outputs import OutputFolder
+from .review import write_review_queue
 
 DEFAULT_SHARD_SIZE = 1000
 LOG_EVERY_SECONDS = 30.0
@@ -33,16 +34,21 @@ def annotate(
     shard_size: int = DEFAULT_SHARD_SIZE,
     max_chars: int = DEFAULT_MAX_CHARS,
     progress: Optional[bool] = None,
+    review: int = 0,
 ) -> Dict[str, int]:
     """Annotate every record of ``input_path`` into shards under ``output``; the counts.
 
     A rerun with the same arguments after an interruption finishes the missing shards only.
     ``progress``: a progress bar (None = when stderr is a terminal, else log lines).
+    ``review``: also write ``OUTPUT/review.jsonl``, the ``review`` records with the least
+    confident entities (JSONL output only).
     """
     if engine not in ENGINES:
         raise ConfigError(f"--engine must be one of {ENGINES}, not {engine!r}.")
     if output_format not in FORMATS:
         raise ConfigError(f"--format must be one of {FORMATS}, not {output_format!r}.")
+    if review and output_format != "jsonl":
+        raise ConfigError("--review reads the JSONL shards: use it with --format jsonl.")
     if workers < 1 or batch_size < 1:
         raise ConfigError("--workers and --batch-size must be at least 1.")
     if engine == "local" and (workers != 1 or gpus_per_worker or address):
@@ -77,6 +83,9 @@ def annotate(
             folder.write_shard(result.spec, result.payload, {**result.done, "package": __version__})
             report.update(result)
     totals = folder.finish(shards)
+    if review:
+        queue = write_review_queue(Path(output), review)
+        print(f"annotate: review queue of the {review} least confident records in {queue}", file=sys.stderr)
     print(
         f"annotate: {totals['read']} records read, {totals['written']} written, "
         f"{totals['rejected']} rejected (see {Path(output) / 'errors.jsonl'}); "

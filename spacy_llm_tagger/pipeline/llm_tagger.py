@@ -1,7 +1,7 @@
 """The ``llm_tagger`` factory and its TrainablePipe."""
 from itertools import islice
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Union
+from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Union
 
 import numpy as np
 import srsly
@@ -14,9 +14,9 @@ from spacy.vocab import Vocab
 from thinc.api import Model, Optimizer, set_dropout_rate
 from thinc.types import Floats2d
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..models.settings import default_model_config
-from .targets import MISSING, Target, make_target
+from .targets import MISSING, ScoreSettings, Target, make_target
 
 DEFAULT_MODEL = default_model_config("spacy-llm-tagger.DecoderTagger.v1")
 
@@ -24,7 +24,14 @@ DEFAULT_MODEL = default_model_config("spacy-llm-tagger.DecoderTagger.v1")
 @Language.factory(
     "llm_tagger",
     assigns=["doc.ents", "token.ent_iob", "token.ent_type", "token.tag", "token.pos", "doc.spans"],
-    default_config={"model": DEFAULT_MODEL, "target": "ents", "overwrite": True},
+    default_config={
+        "model": DEFAULT_MODEL,
+        "target": "ents",
+        "overwrite": True,
+        "confidences": True,
+        "threshold": 0.0,
+        "scores_key": "scored_ents",
+    },
     default_score_weights={
         "ents_f": 1.0,
         "ents_p": 0.0,
@@ -35,15 +42,38 @@ DEFAULT_MODEL = default_model_config("spacy-llm-tagger.DecoderTagger.v1")
     },
 )
 def make_llm_tagger(
-    nlp: Language, name: str, model: Model, target: str, overwrite: bool
+    nlp: Language,
+    name: str,
+    model: Model,
+    target: str,
+    overwrite: bool,
+    confidences: bool,
+    threshold: float,
+    scores_key: str,
 ) -> "LLMTagger":
     """A decoder LLM (LoRA-tuned, chosen layers unmasked) as a sequence labeler.
 
     target: "ents", "tag", "pos" or "spans:KEY".
     overwrite: replace existing annotations (True) or keep them and only add
         to them (False).
+    confidences: compute each predicted span's probability (span targets:
+        ``doc.spans[KEY].attrs["scores"]``, for ents in the group ``scores_key``) or
+        each token's tag probability (``token._.tag_score`` / ``token._.pos_score``).
+    threshold: span targets: predicted spans less probable than this are not written
+        to ``doc.ents`` / ``doc.spans[KEY]`` (for ents they stay in ``scores_key``).
+    scores_key: the span group that holds every predicted entity with its score.
     """
-    return LLMTagger(nlp.vocab, model, name, target=target, overwrite=overwrite)
+    return LLMTagger(
+        nlp.vocab, model, name, target=target, overwrite=overwrite,
+        confidences=confidences, threshold=threshold, scores_key=scores_key,
+    )
+
+
+class Prediction(NamedTuple):
+    """What ``predict`` hands to ``set_annotations`` for one doc."""
+
+    tags: np.ndarray
+    confidences: Optional[np.ndarray]  # per predicted span (span targets) or per token
 
 
 class LLMTagger(TrainablePipe):
@@ -57,12 +87,22 @@ class LLMTagger(TrainablePipe):
         *,
         target: str = "ents",
         overwrite: bool = True,
+        confidences: bool = True,
+        threshold: float = 0.0,
+        scores_key: str = "scored_ents",
     ) -> None:
+        if not 0.0 <= threshold <= 1.0:
+            raise ConfigError(f"threshold must be a probability in [0, 1], not {threshold}.")
+        if threshold > 0 and not confidences:
+            raise ConfigError("threshold needs confidences = true (it compares span probabilities).")
         self.vocab = vocab
         self.model = model
         self.name = name
         self.target: Target = make_target(target)
-        self.cfg: Dict[str, Any] = {"labels": [], "target": target, "overwrite": overwrite}
+        self.confidences = confidences
+        self.score_settings = ScoreSettings(threshold, scores_key)
+        # temperature: set by `spacy-llm-tagger calibrate`, saved with the cfg
+        self.cfg: Dict[str, Any] = {"labels": [], "target": target, "overwrite": overwrite, "temperature": 1.0}
 
     @property
     def labels(self) -> List[str]:
@@ -113,16 +153,31 @@ class LLMTagger(TrainablePipe):
         self.model.set_dim("nO", len(self.tag_names), force=True)
         self.model.initialize(X=sample)
 
-    def predict(self, docs: Iterable[Doc]) -> List[np.ndarray]:
+    @property
+    def temperature(self) -> float:
+        return float(self.cfg.get("temperature", 1.0))
+
+    def predict(self, docs: Iterable[Doc]) -> List[Prediction]:
         docs = list(docs)
         if not docs:
             return []
-        scores = self.model.predict(docs)
-        return self.target.decode_batch([self.model.ops.to_numpy(s) for s in scores], self.labels)
+        scores = [self.model.ops.to_numpy(s) for s in self.model.predict(docs)]
+        return self.decode_scores(scores)
 
-    def set_annotations(self, docs: Iterable[Doc], tags: List[np.ndarray]) -> None:
-        for doc, doc_tags in zip(docs, tags):
-            self.target.set_annotations(doc, doc_tags, self.labels, self.cfg["overwrite"])
+    def decode_scores(self, scores: List[np.ndarray], temperature: Optional[float] = None) -> List[Prediction]:
+        """Tags (and, if ``confidences``, their probabilities) from the head's scores."""
+        tags = self.target.decode_batch(scores, self.labels)
+        if not self.confidences:
+            return [Prediction(doc_tags, None) for doc_tags in tags]
+        temperature = self.temperature if temperature is None else temperature
+        confidences = self.target.confidences(scores, tags, self.labels, temperature)
+        return [Prediction(t, c) for t, c in zip(tags, confidences)]
+
+    def set_annotations(self, docs: Iterable[Doc], predictions: List[Prediction]) -> None:
+        for doc, (tags, confidences) in zip(docs, predictions):
+            self.target.set_annotations(
+                doc, tags, self.labels, self.cfg["overwrite"], confidences, self.score_settings
+            )
 
     def update(
         self,

@@ -7,11 +7,12 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
 from spacy.scorer import Scorer, get_ner_prf
-from spacy.tokens import Doc, Span
+from spacy.tokens import Doc, Span, Token
 from spacy.training import Example
 from spacy.util import filter_spans
 
 from ..errors import ConfigError, DataError
+from .confidence import forward_backward_batch, span_probabilities, tempered_log_probs
 from .decoding import (
     OUTSIDE,
     bio_constraints,
@@ -47,11 +48,28 @@ class Target:
         """Decode the scores of many docs (in order)."""
         return [self.decode(doc_scores, labels) for doc_scores in scores]
 
-    def set_annotations(self, doc: Doc, tags: np.ndarray, labels: Sequence[str], overwrite: bool) -> None:
+    def confidences(
+        self, scores: Sequence[np.ndarray], tags: Sequence[np.ndarray], labels: Sequence[str], temperature: float
+    ) -> List[np.ndarray]:
+        """Per doc: the probability of each predicted token tag (or span, for span targets)."""
+        raise NotImplementedError
+
+    def set_annotations(
+        self, doc: Doc, tags: np.ndarray, labels: Sequence[str], overwrite: bool,
+        confidences: Optional[np.ndarray] = None, settings: Optional["ScoreSettings"] = None,
+    ) -> None:
         raise NotImplementedError
 
     def score(self, examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
         raise NotImplementedError
+
+
+class ScoreSettings:
+    """Where confidences go and which spans they keep out."""
+
+    def __init__(self, threshold: float = 0.0, scores_key: str = "scored_ents") -> None:
+        self.threshold = threshold
+        self.scores_key = scores_key
 
 
 class TokenAttrTarget(Target):
@@ -88,10 +106,34 @@ class TokenAttrTarget(Target):
             gold[i] = tag_index[value]
         return gold
 
-    def set_annotations(self, doc: Doc, tags: np.ndarray, labels: Sequence[str], overwrite: bool) -> None:
-        for token, tag in zip(doc, tags.tolist()):
+    @property
+    def score_extension(self) -> str:
+        """The token extension holding each token's tag probability: ``token._.tag_score``."""
+        return f"{self.attr}_score"
+
+    def confidences(
+        self, scores: Sequence[np.ndarray], tags: Sequence[np.ndarray], labels: Sequence[str], temperature: float
+    ) -> List[np.ndarray]:
+        out = []
+        for doc_scores, doc_tags in zip(scores, tags):
+            if not len(doc_tags):
+                out.append(np.zeros((0,)))
+                continue
+            probs = np.exp(tempered_log_probs(doc_scores.astype(np.float64), temperature))
+            out.append(probs[np.arange(len(doc_tags)), doc_tags])
+        return out
+
+    def set_annotations(
+        self, doc: Doc, tags: np.ndarray, labels: Sequence[str], overwrite: bool,
+        confidences: Optional[np.ndarray] = None, settings: Optional[ScoreSettings] = None,
+    ) -> None:
+        if confidences is not None and not Token.has_extension(self.score_extension):
+            Token.set_extension(self.score_extension, default=None)
+        for i, (token, tag) in enumerate(zip(doc, tags.tolist())):
             if overwrite or not getattr(token, f"{self.attr}_"):
                 setattr(token, f"{self.attr}_", labels[tag])
+                if confidences is not None:
+                    token._.set(self.score_extension, float(confidences[i]))
 
     def score(self, examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
         return Scorer.score_token_attr(examples, self.attr, **kwargs)
@@ -166,21 +208,53 @@ class SpanTarget(Target):
         start, allowed = bio_constraints(len(labels))
         return viterbi_bio_batch([log_softmax(s) for s in scores], start, allowed)
 
-    def set_annotations(self, doc: Doc, tags: np.ndarray, labels: Sequence[str], overwrite: bool) -> None:
+    def confidences(
+        self, scores: Sequence[np.ndarray], tags: Sequence[np.ndarray], labels: Sequence[str], temperature: float
+    ) -> List[np.ndarray]:
+        start, allowed = bio_constraints(len(labels))
+        log_probs = [tempered_log_probs(s.astype(np.float64), temperature) for s in scores]
+        lattices = forward_backward_batch(log_probs, start, allowed)
+        return [
+            span_probabilities(lp, lattice, bio_to_spans(doc_tags)) if len(doc_tags) else np.zeros((0,))
+            for lp, lattice, doc_tags in zip(log_probs, lattices, tags)
+        ]
+
+    def set_annotations(
+        self, doc: Doc, tags: np.ndarray, labels: Sequence[str], overwrite: bool,
+        confidences: Optional[np.ndarray] = None, settings: Optional[ScoreSettings] = None,
+    ) -> None:
+        settings = settings or ScoreSettings()
         spans = [Span(doc, s, e, label=labels[label]) for s, e, label in bio_to_spans(tags)]
+        scores = [float(p) for p in confidences] if confidences is not None else None
+        kept = spans
+        if scores is not None and settings.threshold > 0:
+            kept = [span for span, p in zip(spans, scores) if p >= settings.threshold]
         if self.spans_key is None:
+            if scores is not None:
+                # every predicted entity with its probability, also those under the threshold
+                doc.spans[settings.scores_key] = spans
+                doc.spans[settings.scores_key].attrs["scores"] = scores
             if overwrite:
-                doc.set_ents(spans, default="outside")
+                doc.set_ents(kept, default="outside")
             else:
                 existing = list(doc.ents)
                 taken = set(i for ent in existing for i in range(ent.start, ent.end))
-                new = [s for s in spans if not any(i in taken for i in range(s.start, s.end))]
+                new = [s for s in kept if not any(i in taken for i in range(s.start, s.end))]
                 doc.set_ents(existing + new, default="unmodified")
+            return
+        kept_scores = None
+        if scores is not None:
+            kept_scores = [p for p in scores if p >= settings.threshold] if settings.threshold > 0 else scores
+        if overwrite or self.spans_key not in doc.spans:
+            doc.spans[self.spans_key] = kept
+            if kept_scores is not None:
+                doc.spans[self.spans_key].attrs["scores"] = kept_scores
         else:
-            if overwrite or self.spans_key not in doc.spans:
-                doc.spans[self.spans_key] = spans
-            else:
-                doc.spans[self.spans_key] = list(doc.spans[self.spans_key]) + spans
+            group = doc.spans[self.spans_key]
+            old_scores = list(group.attrs.get("scores", [None] * len(group)))
+            doc.spans[self.spans_key] = list(group) + kept
+            if kept_scores is not None:
+                doc.spans[self.spans_key].attrs["scores"] = old_scores + kept_scores
 
     def score(self, examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
         if self.spans_key is None:
