@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import Any, Dict, List
 
-from speed import fast, hf, llm_tagger, memory, overhead, scaling, spacy_transformers, training
+from speed import confidences, fast, hf, llm_tagger, memory, overhead, scaling, spacy_transformers, training
 from speed.report import print_table
 
 HERE = Path(__file__).parent
@@ -27,6 +27,7 @@ IN_PROCESS = {  # in this order: training, which trains the shared tagger, comes
     "hf": hf.measure,
     "spacy_transformers": spacy_transformers.measure,
     "fast": fast.measure,
+    "confidences": confidences.measure,
     "training": training.measure,
 }
 IN_CHILDREN = {"scaling": scaling.measure, "memory": memory.measure_memory, "growth": memory.measure_growth}

@@ -29,6 +29,10 @@ def print_table(r: Dict[str, Any]) -> None:
         print("\n| configuration | words/s | ratio to default |\n|---|---|---|")
         for name, wps in fast["words_per_second"].items():
             print(f"| {name} | {wps:.0f} | {fast['ratio_to_default'][name]:.2f} |")
+    if "confidences" in r:
+        c = r["confidences"]
+        print(f"\nconfidences: {c['words_per_second']['on']:.0f} words/s on, {c['words_per_second']['off']:.0f} off: "
+              f"cost {100 * c['cost']:.1f}% of nlp.pipe ({c['scored_spans']} scored spans)")
     if "scaling" in r:
         print("\n| doc words | words/s | peak RSS MB | RSS before MB |\n|---|---|---|---|")
         for s in r["scaling"]:

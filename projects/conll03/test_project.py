@@ -49,6 +49,7 @@ def project(tmp_path_factory):
         "vars.fast_keep_layers": "2",
         "vars.sweep_train_sentences": 20,
         "vars.sweep_dev_sentences": 10,
+        "vars.calibration_dev_sentences": 20,
     }
     return root, overrides
 
@@ -107,6 +108,19 @@ def test_annotate_command(project):
     run(project, "annotate")
     summary = json.loads((root / "annotations" / "test" / "summary.json").read_text())
     assert summary["read"] == summary["written"] == 231 and summary["rejected"] == 0
+    queue = (root / "annotations" / "test" / "review.jsonl").read_text().splitlines()
+    assert all("score" in span for task in map(json.loads, queue) for span in task["spans"])
+
+
+def test_confidence_command(project):
+    root, _ = project
+    run(project, "confidence")
+    report = json.loads((root / "metrics" / "confidence" / "confidence.json").read_text())
+    assert report["temperature"] > 0 and report["test_sentences"] == 30
+    assert 0.0 <= report["test_ece_after"] <= 1.0
+    assert (root / "metrics" / "confidence" / "reliability.png").stat().st_size > 0
+    cfg = json.loads((root / "training" / "llm-unmasked-calibrated" / "llm_tagger" / "cfg").read_text())
+    assert cfg["temperature"] == report["temperature"]
 
 
 def test_layer_group_patterns(project):

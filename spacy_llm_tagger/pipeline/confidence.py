@@ -11,6 +11,8 @@ from typing import List, NamedTuple, Sequence, Tuple
 
 import numpy as np
 
+from .decoding import length_groups, pad_sorted
+
 
 class Lattice(NamedTuple):
     """Forward and backward log-scores of one doc and its log-partition."""
@@ -36,17 +38,12 @@ def forward_backward_batch(
     max_cells: int = 1 << 16,
 ) -> List[Lattice]:
     """The :class:`Lattice` of every doc (in order). log_probs: (n_tokens, n_tags) per doc."""
-    from ..models.batching import group_by_length
-
     n_tags = len(start)
     lengths = np.asarray([len(lp) for lp in log_probs], dtype=np.int64)
     empty = Lattice(np.zeros((0, n_tags)), np.zeros((0, n_tags)), 0.0)
     lattices: List[Lattice] = [empty] * len(log_probs)
-    by_length = np.argsort(-lengths, kind="stable")
-    by_length = by_length[lengths[by_length] > 0]
     penalty = np.where(allowed, 0.0, -np.inf)
-    for members in group_by_length(lengths[by_length], max_cells, pass_cost=256):
-        docs = by_length[members]
+    for docs in length_groups(lengths, max_cells):
         for doc, lattice in zip(docs.tolist(), _forward_backward_sorted([log_probs[d] for d in docs], start, penalty)):
             lattices[doc] = lattice
     return lattices
@@ -55,12 +52,8 @@ def forward_backward_batch(
 def _forward_backward_sorted(seqs: Sequence[np.ndarray], start: np.ndarray, penalty: np.ndarray) -> List[Lattice]:
     """Forward-backward over docs sorted longest first (the docs still running are a prefix)."""
     n_docs, n_tags = len(seqs), len(start)
-    lengths = np.asarray([len(s) for s in seqs], dtype=np.int64)
-    max_len = int(lengths[0])
-    padded = np.zeros((n_docs, max_len, n_tags), dtype=np.float64)
-    for row, seq in enumerate(seqs):
-        padded[row, : len(seq)] = seq
-    running = (lengths[None, :] > np.arange(max_len)[:, None]).sum(axis=1)  # docs alive at i
+    padded, lengths, running = pad_sorted(seqs)
+    max_len = padded.shape[1]
     alpha = np.full((n_docs, max_len, n_tags), -np.inf)
     alpha[:, 0] = np.where(start[None, :], padded[:, 0], -np.inf)
     for i in range(1, max_len):

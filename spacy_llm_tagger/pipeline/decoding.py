@@ -1,5 +1,5 @@
 """Constrained decoding of BIO tag scores into valid, non-overlapping spans."""
-from typing import List, Sequence, Tuple
+from typing import Iterator, List, Sequence, Tuple
 
 import numpy as np
 
@@ -64,29 +64,42 @@ def viterbi_bio_batch(
     padded tokens, so the Python loop runs once per position of the longest
     doc in a group, not once per token of every doc.
     """
-    from ..models.batching import group_by_length
-
     lengths = np.asarray([len(lp) for lp in log_probs], dtype=np.int64)
     paths: List[np.ndarray] = [np.zeros((0,), dtype=np.int64)] * len(log_probs)
-    by_length = np.argsort(-lengths, kind="stable")
-    by_length = by_length[lengths[by_length] > 0]
     penalty = np.where(allowed, 0.0, -np.inf)
-    for members in group_by_length(lengths[by_length], max_cells, pass_cost=256):
-        docs = by_length[members]
+    for docs in length_groups(lengths, max_cells):
         for doc, path in zip(docs.tolist(), _viterbi_sorted([log_probs[d] for d in docs], start, penalty)):
             paths[doc] = path
     return paths
 
 
+def length_groups(lengths: np.ndarray, max_cells: int) -> Iterator[np.ndarray]:
+    """Indices of the non-empty docs, longest first, in groups of at most ``max_cells``
+    padded tokens: what the batched dynamic programs run over at once."""
+    from ..models.batching import group_by_length
+
+    by_length = np.argsort(-lengths, kind="stable")
+    by_length = by_length[lengths[by_length] > 0]
+    for members in group_by_length(lengths[by_length], max_cells, pass_cost=256):
+        yield by_length[members]
+
+
+def pad_sorted(seqs: Sequence[np.ndarray]) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Docs sorted longest first as one (n_docs, max_len, n_tags) array, their lengths, and
+    how many docs are still running at each position (always a prefix)."""
+    lengths = np.asarray([len(s) for s in seqs], dtype=np.int64)
+    padded = np.zeros((len(seqs), int(lengths[0]), seqs[0].shape[1]), dtype=np.float64)
+    for row, seq in enumerate(seqs):
+        padded[row, : len(seq)] = seq
+    running = (lengths[None, :] > np.arange(int(lengths[0]))[:, None]).sum(axis=1)
+    return padded, lengths, running
+
+
 def _viterbi_sorted(seqs: Sequence[np.ndarray], start: np.ndarray, penalty: np.ndarray) -> List[np.ndarray]:
     """Viterbi over docs sorted longest first (the docs still running are a prefix)."""
     n_docs, n_tags = len(seqs), len(start)
-    lengths = np.asarray([len(s) for s in seqs], dtype=np.int64)
-    max_len = int(lengths[0])
-    padded = np.zeros((n_docs, max_len, n_tags), dtype=np.float64)
-    for row, seq in enumerate(seqs):
-        padded[row, : len(seq)] = seq
-    running = (lengths[None, :] > np.arange(max_len)[:, None]).sum(axis=1)  # docs alive at i
+    padded, lengths, running = pad_sorted(seqs)
+    max_len = padded.shape[1]
     score = np.where(start[None, :], padded[:, 0], -np.inf)
     back = np.zeros((max_len, n_docs, n_tags), dtype=np.int64)
     for i in range(1, max_len):
