@@ -50,6 +50,7 @@ def project(tmp_path_factory):
         "vars.sweep_train_sentences": 20,
         "vars.sweep_dev_sentences": 10,
         "vars.calibration_dev_sentences": 20,
+        "vars.distill_sentences": 40,
     }
     return root, overrides
 
@@ -173,3 +174,14 @@ def test_package_installs_and_loads_offline(project):
     run(project, "package")
     assert list((root / "packages" / "wheels").glob("en_conll03_llm_ner-*.whl"))
     assert json.loads((root / "packages" / "check.json").read_text())["loaded"]
+
+
+def test_distill_workflow(project):
+    root, _ = project
+    run(project, "distill")
+    summary = json.loads((root / "annotations" / "silver" / "summary.json").read_text())
+    assert summary["written"] > 0 and summary["rejected"] == 0
+    table = (root / "metrics" / "distill" / "table.md").read_text()
+    for name in ("spacy-ner-silver", "spacy-ner-silver-gold", "trf-ner-silver", "trf-ner-silver-gold"):
+        assert f"| {name} |" in table
+        assert json.loads((root / "metrics" / "distill" / f"{name}.json").read_text())["sentences"] == 30

@@ -1,0 +1,132 @@
+"""Distillation data: unlabeled text for the teacher, and the silver corpus from its labels.
+
+    python scripts/distill.py unlabeled corpus/train.spacy corpus/unlabeled.spacy --skip 1000
+    python scripts/distill.py silver annotations/silver corpus/silver.spacy --min-score 0.0
+    python scripts/distill.py table metrics/distill/table.md --teacher metrics/llm-unmasked.json \
+        --student spacy-ner=metrics/spacy-ner.json --student spacy-ner-silver=metrics/distill/spacy-ner-silver.json ...
+
+`unlabeled` keeps the training sentences the teacher was not trained on (those after the
+first --skip, counted as the corpus readers count them), grouped by their documents, with
+tokens and sentence boundaries and no labels. `silver` turns the annotate shards of those
+documents into a training corpus: the teacher's entities, and with --min-score the tokens of
+less probable entities marked missing (neither entity nor O), so a student learns nothing
+there. With --gold it also appends the first --gold-sentences gold sentences.
+"""
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import spacy
+import typer
+from spacy.tokens import Doc, DocBin, Span
+
+app = typer.Typer(add_completion=False)
+
+
+def sentence_docs(corpus: Path, vocab) -> List[Doc]:
+    return list(DocBin().from_disk(corpus).get_docs(vocab))
+
+
+@app.command()
+def unlabeled(
+    corpus: Path = typer.Argument(..., help="Gold training documents (.spacy)"),
+    output: Path = typer.Argument(..., help="Unlabeled documents to write (.spacy)"),
+    skip: int = typer.Option(1000, help="Sentences the teacher was trained on (left out)"),
+    limit: int = typer.Option(0, help="At most N sentences after --skip (0 = all)"),
+) -> None:
+    nlp = spacy.blank("en")
+    count = kept = 0
+    out = DocBin(attrs=["ORTH", "SENT_START"])
+    for doc in sentence_docs(corpus, nlp.vocab):
+        sentences = list(doc.sents) if doc.has_annotation("SENT_START") else [doc[:]]
+        chosen = []
+        for sentence in sentences:
+            if not len(sentence):
+                continue
+            if count >= skip and (not limit or kept < limit):
+                chosen.append(sentence)
+                kept += 1
+            count += 1
+        if chosen:
+            words = [t.text for s in chosen for t in s]
+            spaces = [bool(t.whitespace_) for s in chosen for t in s]
+            spaces[-1] = False
+            starts = [i == 0 for s in chosen for i in range(len(s))]
+            out.add(Doc(nlp.vocab, words=words, spaces=spaces, sent_starts=starts))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    out.to_disk(output)
+    print(f"{kept} unlabeled sentences (of {count}; the first {skip} left out) in {len(out)} documents: {output}")
+
+
+@app.command()
+def silver(
+    shards: Path = typer.Argument(..., help="annotate OUTPUT folder of .spacy shards"),
+    output: Path = typer.Argument(..., help="Silver training corpus to write (.spacy)"),
+    min_score: float = typer.Option(0.0, help="Entities less probable than this become missing"),
+    scores_key: str = typer.Option("scored_ents", help="The tagger's span group with scores"),
+    gold: Optional[Path] = typer.Option(None, help="Also append gold sentences from this .spacy"),
+    gold_sentences: int = typer.Option(1000, help="How many gold sentences (the teacher's training data)"),
+) -> None:
+    nlp = spacy.blank("en")
+    out = DocBin()
+    entities = dropped = 0
+    files = sorted(shards.glob("shard-*.spacy"))
+    if not files:
+        raise typer.BadParameter(f"no shard-*.spacy files in {shards}: run annotate with --format spacy")
+    for shard in files:
+        for doc in DocBin().from_disk(shard).get_docs(nlp.vocab):
+            scores = {}
+            if scores_key in doc.spans:
+                group = doc.spans[scores_key]
+                scores = {(s.start, s.end, s.label_): p for s, p in zip(group, group.attrs.get("scores", []))}
+            ents = list(doc.ents)
+            kept = [e for e in ents if scores.get((e.start, e.end, e.label_), 1.0) >= min_score]
+            missing = [Span(doc, e.start, e.end) for e in ents if e not in kept]
+            doc.set_ents(kept, missing=missing, default="outside")
+            doc.spans.clear()
+            doc.user_data.clear()
+            entities += len(kept)
+            dropped += len(missing)
+            out.add(doc)
+    teacher_docs = len(out)
+    if gold is not None:
+        added = 0
+        for doc in sentence_docs(gold, nlp.vocab):
+            for sentence in (doc.sents if doc.has_annotation("SENT_START") else [doc[:]]):
+                if len(sentence) and added < gold_sentences:
+                    out.add(sentence.as_doc())
+                    added += 1
+        print(f"appended {added} gold sentences from {gold}")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    out.to_disk(output)
+    print(f"silver: {teacher_docs} documents, {entities} entities kept, {dropped} under "
+          f"{min_score} marked missing: {output}")
+
+
+@app.command()
+def table(
+    output: Path = typer.Argument(..., help="Markdown table to write"),
+    teacher: Path = typer.Option(..., help="The teacher's metrics JSON"),
+    student: List[str] = typer.Option([], help="NAME=metrics.json, repeatable, in table order"),
+) -> None:
+    def load(path: Path) -> dict:
+        return json.loads(path.read_text())
+
+    def size(metrics: dict) -> str:
+        return f"{metrics.get('size_mb', float('nan')):.0f}"
+
+    teach = load(teacher)
+    rows = ["| system | test F1 | words/s | x teacher's words/s | size MB |", "|---|---|---|---|---|",
+            f"| teacher: {teacher.stem} | {100 * teach['ents_f']:.1f} | {teach['words_per_second']:.0f} | 1.0 | {size(teach)} |"]
+    for item in student:
+        name, path = item.split("=", 1)
+        metrics = load(Path(path))
+        rows.append(f"| {name} | {100 * metrics['ents_f']:.1f} | {metrics['words_per_second']:.0f} | "
+                    f"{metrics['words_per_second'] / teach['words_per_second']:.1f} | {size(metrics)} |")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text("\n".join(rows) + "\n")
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    app()
