@@ -31,8 +31,9 @@ def print_table(r: Dict[str, Any]) -> None:
             print(f"| {name} | {wps:.0f} | {fast['ratio_to_default'][name]:.2f} |")
     if "confidences" in r:
         c = r["confidences"]
-        print(f"\nconfidences: {c['words_per_second']['on']:.0f} words/s on, {c['words_per_second']['off']:.0f} off: "
-              f"cost {100 * c['cost']:.1f}% of nlp.pipe ({c['scored_spans']} scored spans)")
+        print(f"\nconfidences: decode + annotate {1000 * c['decode_seconds']['on']:.0f} ms on, "
+              f"{1000 * c['decode_seconds']['off']:.0f} ms off, nlp.pipe {c['pipe_seconds']:.1f} s: "
+              f"cost {100 * c['cost']:.2f}% of nlp.pipe ({c['scored_spans']} scored spans)")
     if "scaling" in r:
         print("\n| doc words | words/s | peak RSS MB | RSS before MB |\n|---|---|---|---|")
         for s in r["scaling"]:

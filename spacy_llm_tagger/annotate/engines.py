@@ -83,7 +83,7 @@ def run_ray(
         fn_constructor_kwargs={"settings": asdict(settings), "threads": 0 if on_gpu else 1},
         batch_size=1,
         batch_format="default",
-        concurrency=workers,
+        compute=ray.data.ActorPoolStrategy(size=workers),
         num_cpus=1,
         num_gpus=gpus_per_worker if on_gpu else None,
     )
