@@ -105,7 +105,7 @@ def negative_log_likelihood(probs: np.ndarray, right: np.ndarray) -> float:
 def fit_temperature(pipe: LLMTagger, held_out: HeldOut, temperatures: Sequence[float] = TEMPERATURES) -> float:
     """The temperature (from a log-spaced grid, 0.05 to 20) with the lowest NLL of the outcomes."""
     losses = [negative_log_likelihood(*outcomes(pipe, held_out, float(t))) for t in temperatures]
-    return float(temperatures[int(np.argmin(losses))])
+    return round(float(temperatures[int(np.argmin(losses))]), 4)  # as stored in the cfg JSON
 
 
 def calibrate(
