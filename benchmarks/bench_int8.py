@@ -18,12 +18,13 @@ from pathlib import Path
 import spacy
 import torch
 from spacy.scorer import Scorer
-from spacy.tokens import Doc, DocBin
+from spacy.tokens import DocBin
 from spacy.training import Example
 from torch import nn
 from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
 import spacy_llm_tagger.models.quantization as quantization
+from spacy_llm_tagger.corpus import tokens_only
 
 PROJECT = Path(__file__).resolve().parent.parent / "projects" / "conll03"
 
@@ -59,7 +60,7 @@ def main() -> None:
     words = sum(len(doc) for doc in gold)
 
     def run(nlp):
-        inputs = [Doc(blank.vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d]) for d in gold]
+        inputs = [tokens_only(d, blank.vocab) for d in gold]
         start = time.perf_counter()
         predicted = list(nlp.pipe(inputs, batch_size=64))
         seconds = time.perf_counter() - start

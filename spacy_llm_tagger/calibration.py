@@ -14,9 +14,11 @@ import srsly
 from spacy.language import Language
 from spacy.training import Example
 
+from .corpus import tokens_only
 from .errors import ConfigError, DataError
 from .pipeline.decoding import bio_to_spans
 from .pipeline.llm_tagger import LLMTagger
+from .pipeline.targets import SpanTarget
 
 TEMPERATURES = np.exp(np.linspace(np.log(0.05), np.log(20.0), 121))
 
@@ -50,7 +52,7 @@ def collect(pipe: LLMTagger, examples: Iterable[Example], batch_size: int = 32) 
     examples = list(examples)
     if not examples:
         raise DataError("No held-out examples to calibrate on.")
-    span_target = hasattr(pipe.target, "spans_key")
+    span_target = isinstance(pipe.target, SpanTarget)
     label_index = {label: i for i, label in enumerate(pipe.labels)}
     held_out = HeldOut([], [])
     for at in tqdm(range(0, len(examples), batch_size), desc="scoring", unit="batch", leave=False):
@@ -59,8 +61,7 @@ def collect(pipe: LLMTagger, examples: Iterable[Example], batch_size: int = 32) 
         held_out.scores.extend(pipe.model.ops.to_numpy(s) for s in scores)
         for eg in batch:
             if span_target:
-                spans = eg.reference.ents if pipe.target.spans_key is None else eg.reference.spans.get(pipe.target.spans_key, [])
-                aligned = eg.get_aligned_spans_y2x(list(spans), allow_overlap=True)
+                aligned = eg.get_aligned_spans_y2x(list(pipe.target.spans_of(eg.reference)), allow_overlap=True)
                 held_out.gold.append({(s.start, s.end, label_index.get(s.label_, -1)) for s in aligned})
             else:
                 values = eg.get_aligned(pipe.target.attr.upper(), as_string=True)
@@ -73,7 +74,7 @@ def outcomes(pipe: LLMTagger, held_out: HeldOut, temperature: float) -> Tuple[np
     predictions = pipe.decode_scores(held_out.scores, temperature)
     probs: List[float] = []
     right: List[float] = []
-    span_target = hasattr(pipe.target, "spans_key")
+    span_target = isinstance(pipe.target, SpanTarget)
     for prediction, gold in zip(predictions, held_out.gold):
         if span_target:
             made = bio_to_spans(prediction.tags)
@@ -116,7 +117,7 @@ def calibrate(
 ) -> dict:
     """Fit the temperature of ``pipeline``'s llm_tagger on ``dev`` (a .spacy file) and save it."""
     import spacy
-    from spacy.tokens import Doc, DocBin
+    from spacy.tokens import DocBin
 
     pipeline, dev = Path(pipeline), Path(dev)
     if not (pipeline / "config.cfg").exists():
@@ -129,16 +130,12 @@ def calibrate(
     if limit:
         docs = docs[:limit]
     # the gold tokens, so every gold span lines up with predicted tokens
-    examples = [Example(Doc(nlp.vocab, words=[t.text for t in doc], spaces=[bool(t.whitespace_) for t in doc]), doc)
-                for doc in docs]
+    examples = [Example(tokens_only(doc, nlp.vocab), doc) for doc in docs]
     held_out = collect(pipe, examples)
     before = outcomes(pipe, held_out, 1.0)
     temperature = fit_temperature(pipe, held_out)
     after = outcomes(pipe, held_out, temperature)
-    cfg_path = pipeline / name / "cfg"
-    cfg = srsly.read_json(cfg_path)
-    cfg["temperature"] = temperature
-    srsly.write_json(cfg_path, cfg)
+    save_temperature(pipeline, name, temperature)
     return {
         "component": name,
         "temperature": temperature,
@@ -146,3 +143,9 @@ def calibrate(
         "ece_before": expected_calibration_error(*before),
         "ece_after": expected_calibration_error(*after),
     }
+
+
+def save_temperature(pipeline: Path, component: str, temperature: float) -> None:
+    """Store ``temperature`` in the saved component's cfg (read back at ``spacy.load``)."""
+    cfg_path = Path(pipeline) / component / "cfg"
+    srsly.write_json(cfg_path, {**srsly.read_json(cfg_path), "temperature": temperature})

@@ -11,7 +11,7 @@ from typing import List, NamedTuple, Sequence, Tuple
 
 import numpy as np
 
-from .decoding import length_groups, pad_sorted
+from .decoding import length_groups, log_softmax, pad_sorted
 
 
 class Lattice(NamedTuple):
@@ -94,6 +94,4 @@ def token_marginals(lattice: Lattice) -> np.ndarray:
 
 def tempered_log_probs(scores: np.ndarray, temperature: float) -> np.ndarray:
     """log softmax(scores / temperature) per token."""
-    scaled = scores / temperature
-    shifted = scaled - scaled.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    return log_softmax(scores / temperature)

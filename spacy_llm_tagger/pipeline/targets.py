@@ -150,13 +150,14 @@ class SpanTarget(Target):
     def tag_names(self, labels: Sequence[str]) -> List[str]:
         return bio_tag_names(labels)
 
-    def _spans(self, doc: Doc) -> Sequence[Span]:
+    def spans_of(self, doc: Doc) -> Sequence[Span]:
+        """The spans this target writes, as they are in ``doc``."""
         if self.spans_key is None:
             return doc.ents
         return doc.spans[self.spans_key] if self.spans_key in doc.spans else []
 
     def labels_from_docs(self, docs: Iterable[Doc]) -> List[str]:
-        return sorted({span.label_ for doc in docs for span in self._spans(doc)})
+        return sorted({span.label_ for doc in docs for span in self.spans_of(doc)})
 
     def gold(self, example: Example, tag_index: Dict[str, int]) -> np.ndarray:
         n_tokens = len(example.predicted)
@@ -226,9 +227,10 @@ class SpanTarget(Target):
         settings = settings or ScoreSettings()
         spans = [Span(doc, s, e, label=labels[label]) for s, e, label in bio_to_spans(tags)]
         scores = [float(p) for p in confidences] if confidences is not None else None
-        kept = spans
+        kept, kept_scores = spans, scores
         if scores is not None and settings.threshold > 0:
-            kept = [span for span, p in zip(spans, scores) if p >= settings.threshold]
+            pairs = [(span, p) for span, p in zip(spans, scores) if p >= settings.threshold]
+            kept, kept_scores = [span for span, _ in pairs], [p for _, p in pairs]
         if self.spans_key is None:
             if scores is not None:
                 # every predicted entity with its probability, also those under the threshold
@@ -242,9 +244,6 @@ class SpanTarget(Target):
                 new = [s for s in kept if not any(i in taken for i in range(s.start, s.end))]
                 doc.set_ents(existing + new, default="unmodified")
             return
-        kept_scores = None
-        if scores is not None:
-            kept_scores = [p for p in scores if p >= settings.threshold] if settings.threshold > 0 else scores
         if overwrite or self.spans_key not in doc.spans:
             doc.spans[self.spans_key] = kept
             if kept_scores is not None:

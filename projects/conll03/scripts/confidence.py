@@ -18,7 +18,6 @@ from typing import Dict, List
 
 import numpy as np
 import spacy
-import srsly
 import typer
 
 from spacy_llm_tagger.calibration import (
@@ -27,6 +26,7 @@ from spacy_llm_tagger.calibration import (
     find_tagger,
     fit_temperature,
     outcomes,
+    save_temperature,
 )
 from spacy_llm_tagger.corpus import create_sentence_corpus
 
@@ -101,8 +101,7 @@ def main(
     dev_data = collect(pipe, list(create_sentence_corpus(dev, limit=dev_sentences)(nlp)))
     temperature = fit_temperature(pipe, dev_data)
     dev_before, dev_after = outcomes(pipe, dev_data, 1.0), outcomes(pipe, dev_data, temperature)
-    cfg_path = calibrated / name / "cfg"
-    srsly.write_json(cfg_path, {**srsly.read_json(cfg_path), "temperature": temperature})
+    save_temperature(calibrated, name, temperature)
     fit_seconds = time.perf_counter() - start
 
     test_data = collect(pipe, list(create_sentence_corpus(test, limit=test_sentences)(nlp)))
