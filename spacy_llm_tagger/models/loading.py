@@ -21,6 +21,7 @@ from ..errors import ConfigError, ModelError, ModelNotFoundError
 from .unmasking import is_causal_decoder
 
 PACKAGE_PREFIX = "package:"
+CACHE_FORMAT = 2
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -93,11 +94,23 @@ def resolve_name(name: str) -> ModelLocation:
     return ModelLocation(name)
 
 
-def load_tokenizer(location: ModelLocation, name: str) -> Any:
+def read_tokenizer(location: ModelLocation) -> Any:
+    """The tokenizer at ``location``; a GGUF tokenizer that this transformers version
+    converts wrongly (Gemma in 4.x) is rebuilt (see ``gguf_tokenizer``)."""
     from transformers import AutoTokenizer
 
+    if location.gguf_file:
+        from .gguf_tokenizer import rebuilt_tokenizer
+
+        rebuilt = rebuilt_tokenizer(Path(location.path) / location.gguf_file)
+        if rebuilt is not None:
+            return rebuilt
+    return AutoTokenizer.from_pretrained(location.path, **location.kwargs())
+
+
+def load_tokenizer(location: ModelLocation, name: str) -> Any:
     try:
-        tokenizer = AutoTokenizer.from_pretrained(location.path, **location.kwargs())
+        tokenizer = read_tokenizer(location)
     except (OSError, ValueError) as err:
         raise ModelNotFoundError(
             f"Could not load the tokenizer of {name!r}: {err}\nWithout internet, use a "
@@ -281,17 +294,22 @@ def dequantized_gguf(location: ModelLocation, name: str) -> ModelLocation:
     # transformers converts GGUF tokenizers differently across versions (4.53 adds a BOS
     # token to SmolLM2's, 5.x does not, and 4.x cannot read 5.x's tokenizer files): a cache
     # entry is only reused by the version that wrote it.
-    identity = f"{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|transformers {transformers.__version__}"
+    # CACHE_FORMAT changes when the package converts a file differently (2: Gemma tokenizers
+    # rebuilt as BPE under transformers 4.x).
+    identity = (
+        f"{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|transformers "
+        f"{transformers.__version__}|format {CACHE_FORMAT}"
+    )
     key = hashlib.sha1(identity.encode()).hexdigest()[:16]
     folder = Path(cache_root).expanduser() / f"{source.stem}-{key}"
     if (folder / "config.json").exists() and (folder / "model.safetensors").exists():
         return ModelLocation(str(folder))
     from safetensors.torch import save_file
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoModel
 
     print(f"Dequantising {source.name} once; cached in {folder}", flush=True)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(location.path, **location.kwargs())
+        tokenizer = read_tokenizer(location)
         model = AutoModel.from_pretrained(location.path, **location.kwargs(), **dtype_kwargs("float32"))
     except Exception as err:
         architecture = gguf_architecture(source)
