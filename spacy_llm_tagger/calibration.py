@@ -85,17 +85,22 @@ def outcomes(pipe: LLMTagger, held_out: HeldOut, temperature: float) -> Tuple[np
     return np.asarray(probs), np.asarray(right)
 
 
+def reliability_bins(probs: np.ndarray, right: np.ndarray, bins: int = 10) -> List[Tuple[float, float, float]]:
+    """For each non-empty equal-width confidence bin: (share of predictions, mean
+    confidence, share right)."""
+    which = np.minimum((probs * bins).astype(int), bins - 1)
+    return [
+        (float((which == b).mean()), float(probs[which == b].mean()), float(right[which == b].mean()))
+        for b in range(bins)
+        if (which == b).any()
+    ]
+
+
 def expected_calibration_error(probs: np.ndarray, right: np.ndarray, bins: int = 10) -> float:
     """Sum over equal-width confidence bins of (share of predictions) x |accuracy - confidence|."""
-    if not len(probs):
-        return 0.0
-    which = np.minimum((probs * bins).astype(int), bins - 1)
-    error = 0.0
-    for b in range(bins):
-        members = which == b
-        if members.any():
-            error += members.mean() * abs(right[members].mean() - probs[members].mean())
-    return float(error)
+    return float(
+        sum(share * abs(accuracy - confidence) for share, confidence, accuracy in reliability_bins(probs, right, bins))
+    )
 
 
 def negative_log_likelihood(probs: np.ndarray, right: np.ndarray) -> float:

@@ -51,6 +51,8 @@ def project(tmp_path_factory):
         "vars.sweep_dev_sentences": 10,
         "vars.calibration_dev_sentences": 20,
         "vars.distill_sentences": 40,
+        "vars.distill_patience": 4,
+        "vars.distill_eval_frequency": 2,
     }
     return root, overrides
 
@@ -129,6 +131,22 @@ def test_layer_group_patterns(project):
     for command in ("train-llm-0011", "evaluate-llm-0011", "train-llm-1100", "evaluate-llm-1100"):
         run(project, command)
     assert json.loads((root / "metrics" / "llm-0011.json").read_text())["sentences"] == 30
+
+
+def test_gemma_commands(project):
+    # The `gemma` workflow's commands on a tiny random Gemma-3 (sliding-window and global
+    # layers); install-gemma fetches 250 MB from PyPI and is left out.
+    root, overrides = project
+    tiny = make_tiny_model_dir(root / "tiny-gemma3", "gemma3", n_layers=4)
+    gemma = (root, {**overrides, "vars.gemma_model": str(tiny)})
+    for command in ("train-gemma-causal", "evaluate-gemma-causal", "train-gemma-unmasked",
+                    "evaluate-gemma-unmasked", "compare"):
+        run(gemma, command)
+    for kind, unmask in (("causal", "none"), ("unmasked", "all")):
+        assert json.loads((root / "metrics" / f"gemma-{kind}.json").read_text())["sentences"] == 30
+        cfg = (root / "training" / f"gemma-{kind}" / "model-best" / "config.cfg").read_text()
+        assert f'unmask = "{unmask}"' in cfg and "tiny-gemma3" in cfg
+    assert "gemma-unmasked" in (root / "metrics" / "comparison.md").read_text()
 
 
 def test_multitask_shared_decoder(project):

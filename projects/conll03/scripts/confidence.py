@@ -14,7 +14,7 @@ import json
 import shutil
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import spacy
@@ -26,6 +26,7 @@ from spacy_llm_tagger.calibration import (
     find_tagger,
     fit_temperature,
     outcomes,
+    reliability_bins,
     save_temperature,
 )
 from spacy_llm_tagger.corpus import create_sentence_corpus
@@ -51,9 +52,7 @@ def reliability_plot(curves: Dict[str, tuple], path: Path, bins: int = 10) -> No
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfectly calibrated")
     for name, (probs, right) in curves.items():
-        which = np.minimum((probs * bins).astype(int), bins - 1)
-        xs = [probs[which == b].mean() for b in range(bins) if (which == b).any()]
-        ys = [right[which == b].mean() for b in range(bins) if (which == b).any()]
+        _, xs, ys = zip(*reliability_bins(probs, right, bins))
         ax.plot(xs, ys, marker="o", label=f"{name} (ECE {expected_calibration_error(probs, right):.3f})")
     ax.set_xlabel("span probability (bin mean)")
     ax.set_ylabel("share of spans that are right")
@@ -64,16 +63,31 @@ def reliability_plot(curves: Dict[str, tuple], path: Path, bins: int = 10) -> No
     plt.close(fig)
 
 
+def threshold_curve(probs: np.ndarray, right: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every distinct probability as a threshold, highest first: (threshold, spans kept, right
+    spans kept), keeping the spans whose probability is >= the threshold."""
+    order = np.argsort(-probs, kind="stable")
+    ranked = probs[order]
+    last = np.r_[np.nonzero(np.diff(ranked))[0], len(ranked) - 1]  # the end of each tie group
+    return ranked[last], last + 1, np.cumsum(right[order])[last]
+
+
+def lowest_threshold_with_precision(probs: np.ndarray, right: np.ndarray, precision: float) -> Optional[float]:
+    """The lowest threshold (the most recall) at which precision reaches ``precision``."""
+    thresholds, kept, correct = threshold_curve(probs, right)
+    reached = np.nonzero(correct / kept >= precision)[0]
+    return float(thresholds[reached[-1]]) if len(reached) else None
+
+
 def pr_plot(probs: np.ndarray, right: np.ndarray, n_gold: int, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    order = np.argsort(-probs)
-    hits = np.cumsum(right[order])
-    precision = hits / np.arange(1, len(order) + 1)
-    recall = hits / max(n_gold, 1)
+    _, kept, correct = threshold_curve(probs, right)
+    precision = correct / kept
+    recall = correct / max(n_gold, 1)
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     ax.plot(recall, precision)
     ax.set_xlabel("recall")
@@ -109,12 +123,8 @@ def main(
     before, after = outcomes(pipe, test_data, 1.0), outcomes(pipe, test_data, temperature)
     probs, right = after
     thresholds = [threshold_row(probs, right, n_gold, t) for t in (0.0, 0.5, 0.7, 0.9)]
-    high_precision = None
-    for t in np.unique(probs):
-        row = threshold_row(probs, right, n_gold, float(t))
-        if row["precision"] >= 0.95:
-            high_precision = row
-            break
+    lowest = lowest_threshold_with_precision(probs, right, 0.95)
+    high_precision = threshold_row(probs, right, n_gold, lowest) if lowest is not None else None
     order = np.argsort(probs, kind="stable")
     tail = order[: max(len(order) // 10, 1)]
     rest = order[len(tail):]
