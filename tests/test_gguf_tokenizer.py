@@ -68,6 +68,13 @@ def test_gemma_gguf_tokenizer_gives_bpe_pieces(tmp_path):
     assert tokenizer.padding_side == "left"
     assert (tokenizer.bos_token, tokenizer.eos_token, tokenizer.pad_token) == ("<bos>", "<eos>", "<pad>")
     assert tokenizer.decode(tokenizer("a rejects")["input_ids"], skip_special_tokens=True) == "a rejects"
+    # A saved pipeline keeps the tokenizer (save_pretrained) and reloads it without the GGUF file.
+    from transformers import AutoTokenizer
+
+    tokenizer.save_pretrained(str(tmp_path / "saved"))
+    reloaded = AutoTokenizer.from_pretrained(str(tmp_path / "saved"))
+    assert pieces(reloaded, "<start_of_turn>rejects an  a") == pieces(tokenizer, "<start_of_turn>rejects an  a")
+    assert reloaded.padding_side == "left"
 
 
 def test_rebuilt_only_where_transformers_converts_wrongly(tmp_path):

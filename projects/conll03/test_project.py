@@ -53,6 +53,13 @@ def project(tmp_path_factory):
         "vars.distill_sentences": 40,
         "vars.distill_patience": 4,
         "vars.distill_eval_frequency": 2,
+        "vars.distill_speed_sentences": 30,
+        "vars.full_train_sentences": 40,
+        "vars.full_dev_sentences": 20,
+        "vars.full_eval_frequency": 2,
+        "vars.full_patience": 4,
+        "vars.full_llm_max_epochs": 2,
+        "vars.full_trf_max_epochs": 2,
     }
     return root, overrides
 
@@ -133,6 +140,7 @@ def test_layer_group_patterns(project):
     assert json.loads((root / "metrics" / "llm-0011.json").read_text())["sentences"] == 30
 
 
+@pytest.mark.slow
 def test_gemma_commands(project):
     # The `gemma` workflow's commands on a tiny random Gemma-3 (sliding-window and global
     # layers); install-gemma fetches 250 MB from PyPI and is left out.
@@ -149,6 +157,37 @@ def test_gemma_commands(project):
     assert "gemma-unmasked" in (root / "metrics" / "comparison.md").read_text()
 
 
+@pytest.mark.slow
+def test_seeds_command(project):
+    root, overrides = project
+    seeds = (root, {**overrides, "vars.seed_systems": "llm-unmasked,spacy-ner", "vars.seeds": "0,1"})
+    run(seeds, "seeds")
+    rows = {row["system"]: row for row in json.loads((root / "metrics" / "seeds" / "seeds.json").read_text())}
+    assert set(rows) == {"llm-unmasked", "spacy-ner"}
+    for name, row in rows.items():
+        assert [r["seed"] for r in row["runs"]] == [0, 1]
+        # seed 0 is the demo's run, seed 1 a new one with the same command and another seed
+        main = json.loads((root / "metrics" / f"{name}.json").read_text())
+        assert row["runs"][0]["f"] == 100 * main["ents_f"]
+        cfg = (root / "training" / "seeds" / f"{name}-s1" / "model-best" / "config.cfg").read_text()
+        assert "seed = 1" in cfg and "train_sentences = 40" in cfg
+        scores = [r["f"] for r in row["runs"]]
+        assert abs(row["f"]["mean"] - sum(scores) / 2) < 1e-9
+    assert "llm-unmasked | 2 |" in (root / "metrics" / "seeds" / "table.md").read_text()
+
+
+@pytest.mark.slow
+def test_full_workflow(project):
+    root, _ = project
+    run(project, "full")
+    table = (root / "metrics" / "full" / "comparison.md").read_text()
+    for name in ("llm-unmasked", "spacy-ner", "trf-ner"):
+        assert f"| {name} |" in table
+        cfg = (root / "training" / "full" / name / "model-best" / "config.cfg").read_text()
+        assert "train_sentences = 40" in cfg and "dev_sentences = 20" in cfg
+
+
+@pytest.mark.slow
 def test_multitask_shared_decoder(project):
     root, _ = project
     for command in (
@@ -165,6 +204,7 @@ def test_multitask_shared_decoder(project):
     assert "one shared decoder" in (root / "metrics" / "comparison.md").read_text()
 
 
+@pytest.mark.slow
 def test_sweep_ranks_every_pattern(project):
     root, _ = project
     run(project, "sweep")
@@ -173,6 +213,7 @@ def test_sweep_ranks_every_pattern(project):
     assert runs == [(p, 2) for p in ("00", "01", "10", "11")]
 
 
+@pytest.mark.slow
 def test_fast_inference_table(project):
     root, _ = project
     run(project, "fast")
@@ -194,12 +235,20 @@ def test_package_installs_and_loads_offline(project):
     assert json.loads((root / "packages" / "check.json").read_text())["loaded"]
 
 
+@pytest.mark.slow
 def test_distill_workflow(project):
     root, _ = project
     run(project, "distill")
     summary = json.loads((root / "annotations" / "silver" / "summary.json").read_text())
     assert summary["written"] > 0 and summary["rejected"] == 0
     table = (root / "metrics" / "distill" / "table.md").read_text()
-    for name in ("spacy-ner-silver", "spacy-ner-silver-gold", "trf-ner-silver", "trf-ner-silver-gold"):
+    for name in ("spacy-ner-silver", "spacy-ner-silver-gold", "spacy-ner-silver-filtered", "trf-ner-silver",
+                 "trf-ner-silver-gold"):
         assert f"| {name} |" in table
         assert json.loads((root / "metrics" / "distill" / f"{name}.json").read_text())["sentences"] == 30
+    speed = json.loads((root / "metrics" / "distill" / "speed.json").read_text())
+    assert speed["sentences"] == 30 and len(speed["words_per_second"]) == 8
+    assert all(value > 0 for value in speed["words_per_second"].values())
+    # the teacher's row: ratio 1.0 and its steps read from training/llm-unmasked
+    teacher_row = next(line for line in table.splitlines() if line.startswith("| teacher"))
+    assert "| 1.0 |" in teacher_row and "?" not in teacher_row

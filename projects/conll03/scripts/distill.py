@@ -2,8 +2,10 @@
 
     python scripts/distill.py unlabeled corpus/train.spacy corpus/unlabeled.spacy --skip 1000
     python scripts/distill.py silver annotations/silver corpus/silver.spacy --min-score 0.0
+    python scripts/distill.py speed metrics/distill/speed.json corpus/test.spacy \
+        --pipeline teacher=training/llm-unmasked/model-best --pipeline spacy-ner-silver=...
     python scripts/distill.py table metrics/distill/table.md --teacher metrics/llm-unmasked.json \
-        --student spacy-ner=metrics/spacy-ner.json --student spacy-ner-silver=metrics/distill/spacy-ner-silver.json ...
+        --speed metrics/distill/speed.json --student spacy-ner=metrics/spacy-ner.json --student spacy-ner-silver=metrics/distill/spacy-ner-silver.json ...
 
 `unlabeled` keeps the training sentences the teacher was not trained on (those after the
 first --skip, counted as the corpus readers count them), grouped by their documents, with
@@ -104,25 +106,82 @@ def silver(
 
 
 @app.command()
+def speed(
+    output: Path = typer.Argument(..., help="JSON to write: words/s per pipeline"),
+    test: Path = typer.Argument(..., help="Texts to time (.spacy; one Doc per sentence)"),
+    pipeline: List[str] = typer.Option([], help="NAME=pipeline folder, repeatable"),
+    sentences: int = typer.Option(1000, help="First N test sentences to time"),
+    rounds: int = typer.Option(2, help="Timed rounds per pipeline, taken in turn (the best counts)"),
+) -> None:
+    """Words/s of every pipeline on the same sentences in one run (nlp.pipe from plain text,
+    after a warm-up), so the ratios are not skewed by other jobs at other times."""
+    import time
+
+    from spacy_llm_tagger.corpus import create_sentence_corpus
+
+    nlp = spacy.blank("en")
+    docs = [eg.reference for eg in create_sentence_corpus(test, limit=sentences)(nlp)]
+    words = [[t.text for t in doc] for doc in docs]
+    n_words = sum(len(w) for w in words)
+    loaded = {}
+    for item in pipeline:
+        name, path = item.split("=", 1)
+        loaded[name] = spacy.load(path)
+        list(loaded[name].pipe(Doc(loaded[name].vocab, words=w) for w in words[:32]))  # warm-up
+    best = {name: float("inf") for name in loaded}
+    for _ in range(rounds):
+        for name, model in loaded.items():
+            start = time.perf_counter()
+            for _doc in model.pipe(Doc(model.vocab, words=w) for w in words):
+                pass
+            best[name] = min(best[name], time.perf_counter() - start)
+            print(f"{name}: {n_words / best[name]:.0f} words/s", flush=True)
+    result = {"sentences": len(docs), "words": n_words, "rounds": rounds,
+              "words_per_second": {name: n_words / seconds for name, seconds in best.items()}}
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(result, indent=2) + "\n")
+
+
+@app.command()
 def table(
     output: Path = typer.Argument(..., help="Markdown table to write"),
     teacher: Path = typer.Option(..., help="The teacher's metrics JSON"),
     student: List[str] = typer.Option([], help="NAME=metrics.json, repeatable, in table order"),
+    speed_json: Optional[Path] = typer.Option(None, "--speed", help="words/s from `speed` (else the metrics' own)"),
 ) -> None:
     def load(path: Path) -> dict:
         return json.loads(path.read_text())
 
-    def size(metrics: dict) -> str:
-        return f"{metrics.get('size_mb', float('nan')):.0f}"
+    speeds = load(speed_json)["words_per_second"] if speed_json else {}
+
+    def words_per_second(name: str, metrics: dict) -> float:
+        return speeds.get(name, metrics["words_per_second"])
+
+    def steps(metrics_path: Path) -> str:
+        """Best / last step from the run's training folder (metrics/X.json <-> training/X)."""
+        parts = list(metrics_path.with_suffix("").parts)
+        parts[len(parts) - 1 - parts[::-1].index("metrics")] = "training"
+        summary = Path(*parts) / "training_summary.json"
+        if not summary.exists():
+            return "?"
+        data = load(summary)
+        return f"{data.get('best_step', '?')} / {data.get('steps', '?')}"
 
     teach = load(teacher)
-    rows = ["| system | test F1 | words/s | x teacher's words/s | size MB |", "|---|---|---|---|---|",
-            f"| teacher: {teacher.stem} | {100 * teach['ents_f']:.1f} | {teach['words_per_second']:.0f} | 1.0 | {size(teach)} |"]
-    for item in student:
-        name, path = item.split("=", 1)
+    teacher_wps = words_per_second("teacher", teach)
+    rows = [
+        "| system | test F1 | doc F1 | words/s | x teacher's words/s | size MB | best / last step |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, path in [("teacher", str(teacher))] + [item.split("=", 1) for item in student]:
         metrics = load(Path(path))
-        rows.append(f"| {name} | {100 * metrics['ents_f']:.1f} | {metrics['words_per_second']:.0f} | "
-                    f"{metrics['words_per_second'] / teach['words_per_second']:.1f} | {size(metrics)} |")
+        wps = words_per_second(name, metrics)
+        doc_f = 100 * metrics.get("document_level", {}).get("ents_f", float("nan"))
+        label = f"teacher: {teacher.stem}" if name == "teacher" else name
+        rows.append(
+            f"| {label} | {100 * metrics['ents_f']:.1f} | {doc_f:.1f} | {wps:.0f} | "
+            f"{wps / teacher_wps:.1f} | {metrics.get('size_mb', float('nan')):.0f} | {steps(Path(path))} |"
+        )
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text("\n".join(rows) + "\n")
     print("\n".join(rows))

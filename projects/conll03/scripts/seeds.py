@@ -1,0 +1,145 @@
+"""Seeds: key systems retrained with other random seeds, and the mean and spread of their scores.
+
+Each system runs the project's own commands `train-NAME` and `evaluate-NAME` (project.yml,
+variables substituted, `--var KEY=VALUE` overriding them as weasel's overrides would), with
+`--system.seed SEED` added and the outputs moved to training/seeds/NAME-sSEED and
+metrics/seeds/NAME-sSEED.json. Seed 0 is the project's main run (training/NAME and
+metrics/NAME.json, from `demo` or `all`: the configs' seed is 0) where it exists. Finished runs
+are skipped, so a killed run resumes.
+
+    python scripts/seeds.py . metrics/seeds --systems llm-unmasked,spacy-ner --seeds 0,1,2 \
+        --var train_sentences=1000 ...
+"""
+import json
+import shlex
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, List
+
+import typer
+
+
+def project_commands(root: Path, variables: Dict[str, str]) -> Dict[str, str]:
+    """The project's commands (one-line scripts), variables substituted."""
+    from weasel.util import load_project_config
+
+    config = load_project_config(root, overrides={f"vars.{k}": v for k, v in variables.items()})
+    return {command["name"]: command["script"] for command in config["commands"]}
+
+
+def seeded(script: List[str], name: str, seed: int) -> List[str]:
+    """The train or evaluate command of NAME, writing under seeds/NAME-sSEED."""
+    if len(script) != 1:
+        raise SystemExit(f"Expected one script line in the commands of {name!r}, got {len(script)}")
+    args = shlex.split(script[0])
+    moved = {
+        f"training/{name}": f"training/seeds/{name}-s{seed}",
+        f"training/{name}/model-best": f"training/seeds/{name}-s{seed}/model-best",
+        f"metrics/{name}.json": f"metrics/seeds/{name}-s{seed}.json",
+    }
+    if not any(arg in moved for arg in args):
+        raise SystemExit(f"The command of {name!r} does not write training/{name} or metrics/{name}.json")
+    args = [moved.get(arg, arg) for arg in args]
+    if args[0] == "python":
+        args[0] = sys.executable
+    return args
+
+
+def summary_row(name: str, runs: List[dict]) -> dict:
+    """Mean, spread (sample standard deviation) and range of test F1 over the seeds."""
+    def stats(values: List[float]) -> Dict[str, float]:
+        values = [v for v in values if v == v]  # NaN = not measured
+        if not values:
+            return {"mean": float("nan"), "sd": float("nan"), "min": float("nan"), "max": float("nan")}
+        sd = statistics.stdev(values) if len(values) > 1 else 0.0
+        return {"mean": statistics.fmean(values), "sd": sd, "min": min(values), "max": max(values)}
+
+    return {
+        "system": name,
+        "seeds": [run["seed"] for run in runs],
+        "f": stats([run["f"] for run in runs]),
+        "doc_f": stats([run["doc_f"] for run in runs]),
+        "dev_f": stats([run["dev_f"] for run in runs]),
+        "train_s": stats([run["train_s"] for run in runs]),
+        "runs": runs,
+    }
+
+
+def read_run(seed: int, metrics: Path, training: Path) -> dict:
+    m = json.loads(metrics.read_text())
+    summary_file = training / "training_summary.json"
+    summary = json.loads(summary_file.read_text()) if summary_file.exists() else {}
+    return {
+        "seed": seed,
+        "f": 100 * m["ents_f"],
+        "doc_f": 100 * m.get("document_level", {}).get("ents_f", float("nan")),
+        "dev_f": 100 * summary.get("best_score", float("nan")),
+        "best_step": summary.get("best_step"),
+        "train_s": summary.get("seconds", float("nan")),
+    }
+
+
+def write_table(rows: List[dict], path: Path) -> str:
+    lines = [
+        "| system | seeds | test F1 mean ± sd | min - max | doc F1 mean ± sd | dev F1 mean | train s mean |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(rows, key=lambda r: -r["f"]["mean"]):
+        f, doc, dev = r["f"], r["doc_f"], r["dev_f"]
+        lines.append(
+            f"| {r['system']} | {len(r['seeds'])} | {f['mean']:.1f} ± {f['sd']:.1f} | "
+            f"{f['min']:.1f} - {f['max']:.1f} | {doc['mean']:.1f} ± {doc['sd']:.1f} | "
+            f"{dev['mean']:.1f} | {r['train_s']['mean']:.0f} |"
+        )
+    table = "\n".join(lines) + "\n"
+    path.write_text(table)
+    return table
+
+
+def main(
+    root: Path = typer.Argument(..., help="The project folder (with project.yml)"),
+    output: Path = typer.Argument(..., help="Folder for the per-seed metrics, seeds.json and table.md"),
+    systems: str = typer.Option(..., help="Comma-separated systems: each has train-NAME and evaluate-NAME commands"),
+    seeds: str = typer.Option("0,1,2", help="Comma-separated seeds (0 = the main run where it exists)"),
+    var: List[str] = typer.Option([], help="Project variable overrides: --var KEY=VALUE"),
+) -> None:
+    variables = dict(item.split("=", 1) for item in var)
+    commands = project_commands(root, variables)
+    names = [name.strip() for name in systems.split(",") if name.strip()]
+    seed_list = [int(seed) for seed in seeds.split(",") if seed.strip()]
+    for name in names:
+        for kind in ("train", "evaluate"):
+            if f"{kind}-{name}" not in commands:
+                raise SystemExit(f"No command {kind}-{name} in {root / 'project.yml'}")
+    rows = []
+    for name in names:
+        runs = []
+        for seed in seed_list:
+            main_metrics = root / "metrics" / f"{name}.json"
+            if seed == 0 and main_metrics.exists() and (root / "training" / name).exists():
+                runs.append(read_run(0, main_metrics, root / "training" / name))
+                continue
+            training = root / "training" / "seeds" / f"{name}-s{seed}"
+            metrics = root / "metrics" / "seeds" / f"{name}-s{seed}.json"
+            if not (training / "training_summary.json").exists():
+                print(f"Training {name}, seed {seed}", flush=True)
+                run(seeded(commands[f"train-{name}"], name, seed) + ["--system.seed", str(seed)], root)
+            if not metrics.exists():
+                metrics.parent.mkdir(parents=True, exist_ok=True)
+                run(seeded(commands[f"evaluate-{name}"], name, seed), root)
+            runs.append(read_run(seed, metrics, training))
+        rows.append(summary_row(name, runs))
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "seeds.json").write_text(json.dumps(rows, indent=2) + "\n")
+    print(write_table(rows, output / "table.md"))
+
+
+def run(args: List[str], cwd: Path) -> None:
+    print("Running:", " ".join(shlex.quote(str(a)) for a in args), flush=True)
+    subprocess.run([str(a) for a in args], cwd=cwd, check=True)
+
+
+if __name__ == "__main__":
+    typer.run(main)
