@@ -23,8 +23,6 @@ SPACE_MARK = "\u2581"
 class GGUFVocabulary:
     """The tokenizer part of a GGUF file's metadata."""
 
-    architecture: str
-    model: str  # tokenizer.ggml.model: "llama" is sentencepiece
     tokens: List[str]
     token_types: List[int]
     special_ids: Dict[str, Optional[int]]
@@ -32,10 +30,10 @@ class GGUFVocabulary:
     add_eos: bool
 
 
-def converts_wrongly(architecture: str, tokenizer_model: str, transformers_version: str) -> bool:
-    """Whether this transformers version converts such a file's tokenizer wrongly."""
-    major = int(transformers_version.split(".")[0])
-    return major < 5 and architecture in GEMMA_ARCHITECTURES and tokenizer_model == "llama"
+def converts_wrongly(architecture: str, tokenizer_model: str) -> bool:
+    """Whether transformers 4.x converts the tokenizer of such a file wrongly
+    (tokenizer.ggml.model "llama" is sentencepiece)."""
+    return architecture in GEMMA_ARCHITECTURES and tokenizer_model == "llama"
 
 
 def field_strings(field: Any) -> List[str]:
@@ -53,8 +51,6 @@ def read_vocabulary(fields: Dict[str, Any]) -> GGUFVocabulary:
     token_types = fields.get("tokenizer.ggml.token_type")
     tokens = field_strings(fields["tokenizer.ggml.tokens"])
     return GGUFVocabulary(
-        architecture=field_strings(fields["general.architecture"])[0],
-        model=field_strings(fields["tokenizer.ggml.model"])[0],
         tokens=tokens,
         token_types=(
             [int(token_types.parts[i][0]) for i in token_types.data] if token_types else [1] * len(tokens)
@@ -160,7 +156,7 @@ def set_frame(tokenizer: Any, add_bos: bool, add_eos: bool) -> None:
 
 def rebuilt_tokenizer(path: Path) -> Optional[Any]:
     """The rebuilt tokenizer of the GGUF file at ``path`` if this transformers version
-    converts it wrongly, else None (``AutoTokenizer`` reads it right)."""
+    converts it wrongly, else None (``AutoTokenizer`` reads it right; 5.x always does)."""
     import transformers
 
     if int(transformers.__version__.split(".")[0]) >= 5:
@@ -173,6 +169,6 @@ def rebuilt_tokenizer(path: Path) -> Optional[Any]:
         tokenizer_model = field_strings(fields["tokenizer.ggml.model"])[0]
     except Exception:  # not a GGUF file, no tokenizer in it, or no gguf package
         return None
-    if not converts_wrongly(architecture, tokenizer_model, transformers.__version__):
+    if not converts_wrongly(architecture, tokenizer_model):
         return None
     return gemma_tokenizer(read_vocabulary(fields))
