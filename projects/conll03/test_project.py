@@ -60,6 +60,7 @@ def project(tmp_path_factory):
         "vars.full_patience": 4,
         "vars.full_llm_max_epochs": 2,
         "vars.full_trf_max_epochs": 2,
+        "vars.full_trf_total_steps": 7,
     }
     return root, overrides
 
@@ -185,6 +186,8 @@ def test_full_workflow(project):
         assert f"| {name} |" in table
         cfg = (root / "training" / "full" / name / "model-best" / "config.cfg").read_text()
         assert "train_sentences = 40" in cfg and "dev_sentences = 20" in cfg
+    trf_cfg = (root / "training" / "full" / "trf-ner" / "model-best" / "config.cfg").read_text()
+    assert "total_steps = 7" in trf_cfg
 
 
 @pytest.mark.slow
