@@ -123,3 +123,25 @@ def test_unmasked_sliding_window_is_symmetric(family):
     if windows[0] == "sliding_attention":
         assert torch.allclose(base[1][0, 0], first_layer_far[0, 0], atol=1e-6)
     assert not torch.allclose(base[1][0, 0], first_layer_near[0, 0], atol=1e-6)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+def test_unmasked_all_equals_full_attention(family, attn):
+    # Reference: the same weights without hooks, given a 4-D mask that lets every position see
+    # every other one (transformers uses a 4-D mask as it is). Shorter than the tiny window (6),
+    # so sliding layers see everything too; the two must agree exactly.
+    model, unmasker = _base(family, "all", attn)
+    ids = torch.randint(5, 100, (2, 5))
+    ours = _layer_outputs(model, unmasker, ids, torch.ones_like(ids))[-1]
+    unmasker.remove()
+    for layer in find_decoder_layers(model):
+        layer.self_attn.is_causal = True  # as loaded: the 4-D mask alone must lift causality
+    full = torch.ones((2, 1, 5, 5), dtype=torch.bool)
+    if attn == "eager":
+        full = torch.zeros((2, 1, 5, 5))
+    with torch.no_grad():
+        reference = model(input_ids=ids, attention_mask=full, use_cache=False).last_hidden_state
+        causal = model(input_ids=ids, use_cache=False).last_hidden_state
+    assert not torch.allclose(causal[:, :-1], reference[:, :-1], atol=1e-3)
+    assert torch.allclose(ours, reference, atol=1e-5), (ours - reference).abs().max()
