@@ -145,3 +145,29 @@ def test_unmasked_all_equals_full_attention(family, attn):
         causal = model(input_ids=ids, use_cache=False).last_hidden_state
     assert not torch.allclose(causal[:, :-1], reference[:, :-1], atol=1e-3)
     assert torch.allclose(ours, reference, atol=1e-5), (ours - reference).abs().max()
+
+
+def test_unmasked_gemma3_equals_transformers_bidirectional_gemma3():
+    # transformers 5 ships its own bidirectional Gemma 3 (`use_bidirectional_attention`, for
+    # EmbeddingGemma): with the same weights and sequences inside its sliding window (which it
+    # halves to 6 // 2 + 1 = 4: |q - k| < 4), our hooks must give the same hidden states on
+    # every real token, padding included.
+    import transformers
+
+    if "use_bidirectional_attention" not in transformers.Gemma3TextConfig().to_dict():
+        pytest.skip("this transformers has no bidirectional Gemma 3")
+    model, unmasker = _base("gemma3", "all")
+    config = tiny_config("gemma3", 100, n_layers=3)
+    config.use_bidirectional_attention = True
+    config.sliding_window = config.sliding_window // 2 + 1  # what the config's __init__ does
+    # built directly: our loader refuses a model that is not causal
+    reference_model = transformers.AutoModel.from_config(config, attn_implementation="sdpa")
+    reference_model.load_state_dict(model.state_dict())
+    reference_model.eval()
+    ids = torch.randint(5, 100, (2, 4))
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]])
+    ours = _layer_outputs(model, unmasker, ids, mask)[-1]
+    with torch.no_grad():
+        reference = reference_model(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
+    real = mask.bool()
+    assert torch.allclose(ours[real], reference[real], atol=1e-5), (ours[real] - reference[real]).abs().max()

@@ -149,13 +149,17 @@ def test_gemma_commands(project):
     tiny = make_tiny_model_dir(root / "tiny-gemma3", "gemma3", n_layers=4)
     gemma = (root, {**overrides, "vars.gemma_model": str(tiny)})
     for command in ("train-gemma-causal", "evaluate-gemma-causal", "train-gemma-unmasked",
-                    "evaluate-gemma-unmasked", "compare"):
+                    "evaluate-gemma-unmasked", "train-gemma-0011", "evaluate-gemma-0011",
+                    "windows-gemma", "compare"):
         run(gemma, command)
-    for kind, unmask in (("causal", "none"), ("unmasked", "all")):
+    for kind, unmask in (("causal", "none"), ("unmasked", "all"), ("0011", "0011")):
         assert json.loads((root / "metrics" / f"gemma-{kind}.json").read_text())["sentences"] == 30
         cfg = (root / "training" / f"gemma-{kind}" / "model-best" / "config.cfg").read_text()
         assert f'unmask = "{unmask}"' in cfg and "tiny-gemma3" in cfg
-    assert "gemma-unmasked" in (root / "metrics" / "comparison.md").read_text()
+        assert "learn_rate = 0.0003" in cfg
+    windows = json.loads((root / "metrics" / "windows" / "gemma-unmasked.json").read_text())
+    assert windows["documents"] == 2 and "512" in windows["document_f1"]
+    assert "gemma-0011" in (root / "metrics" / "comparison.md").read_text()
 
 
 @pytest.mark.slow
