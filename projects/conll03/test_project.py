@@ -195,6 +195,29 @@ def test_full_workflow(project):
 
 
 @pytest.mark.slow
+def test_saved_results_rebuild_the_tables_elsewhere(project, tmp_path):
+    # Runs made in one session are committed as records (results/) and tabled in another.
+    root, overrides = project
+    run(project, "save-results")
+    saved = root / "results"
+    assert (saved / "metrics" / "full" / "llm-unmasked.json").exists()
+    assert (saved / "training" / "full" / "llm-unmasked" / "training_summary.json").exists()
+    assert not list(saved.glob("**/model-best"))  # records only, never models
+    elsewhere = tmp_path / "conll03"
+    elsewhere.mkdir()
+    for item in ("project.yml", "configs", "scripts", "results"):
+        src = root / item
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, elsewhere / item)
+    run((elsewhere, overrides), "restore-results")
+    (elsewhere / "metrics" / "full" / "comparison.md").unlink()
+    # full-table's deps are the metrics files, so the restored records suffice
+    run((elsewhere, overrides), "full-table")
+    assert (elsewhere / "metrics" / "full" / "comparison.md").read_text() == (
+        root / "metrics" / "full" / "comparison.md"
+    ).read_text()
+
+
+@pytest.mark.slow
 def test_multitask_shared_decoder(project):
     root, _ = project
     for command in (
