@@ -18,6 +18,7 @@ from typing import Any, Dict, Iterator, Optional, Tuple
 import torch
 
 from ..errors import ConfigError, ModelError, ModelNotFoundError
+from .gguf_tokenizer import field_strings
 from .unmasking import is_causal_decoder
 
 PACKAGE_PREFIX = "package:"
@@ -269,8 +270,7 @@ def gguf_architecture(path: Path) -> Optional[str]:
     try:
         from gguf import GGUFReader
 
-        field = GGUFReader(str(path)).fields["general.architecture"]
-        return bytes(field.parts[field.data[0]]).decode("utf8")
+        return field_strings(GGUFReader(str(path)).fields["general.architecture"])[0]
     except Exception:  # not a GGUF file, or the gguf package is missing
         return None
 
