@@ -198,7 +198,11 @@ def test_full_workflow(project):
 def test_saved_results_rebuild_the_tables_elsewhere(project, tmp_path):
     # Runs made in one session are committed as records (results/) and tabled in another.
     root, overrides = project
+    unfinished = root / "training" / "seeds" / "half-run"
+    unfinished.mkdir(parents=True)
+    (unfinished / "training_log.jsonl").write_text("{}\n")  # no training_summary.json yet
     run(project, "save-results")
+    assert not (root / "results" / "training" / "seeds" / "half-run").exists()
     saved = root / "results"
     assert (saved / "metrics" / "full" / "llm-unmasked.json").exists()
     assert (saved / "training" / "full" / "llm-unmasked" / "training_summary.json").exists()

@@ -2,17 +2,17 @@
 
 The models stay out of git, but what the README's tables are made of does not: every
 metrics/**/*.json and *.md and, per trained system, training_summary.json, train_seconds.txt
-and training_log.jsonl. `save` copies them under results/ (same relative paths); `restore`
+and training_log.jsonl of every finished run. `save` copies them under results/ (same relative paths); `restore`
 copies them back where they are missing, so `compare`, `full-table` and `seeds` (which
 skips finished seeds) can go on from runs made on another machine or in another session.
 
     python scripts/results.py save . results
     python scripts/results.py restore . results
 """
+import shutil
 from pathlib import Path
 from typing import Iterator
 
-import shutil
 import typer
 
 app = typer.Typer(add_completion=False, help=__doc__.split("\n")[0])
@@ -24,8 +24,12 @@ def records(root: Path) -> Iterator[Path]:
     """The record files under root (a project folder or a results folder), relative to it."""
     for pattern in ("metrics/**/*.json", "metrics/**/*.md"):
         yield from (path.relative_to(root) for path in root.glob(pattern))
-    for name in TRAINING_RECORDS:
-        yield from (path.relative_to(root) for path in root.glob(f"training/**/{name}"))
+    # a training folder counts once its run finished (wrote its summary): a half run is
+    # retrained, never restored as if it were done
+    for summary in root.glob("training/**/training_summary.json"):
+        for name in TRAINING_RECORDS:
+            if (summary.parent / name).exists():
+                yield (summary.parent / name).relative_to(root)
 
 
 def copy_records(source: Path, target: Path, overwrite: bool) -> int:
