@@ -103,8 +103,11 @@ def test_two_ray_train_workers_take_the_steps_of_one(tiny_model_dir, tmp_path):
     assert one.keys() == two.keys() and any("lora_B" in name for name in one)
     largest = max(float(p.abs().max()) for name, p in one.items() if "lora_B" in name)
     assert largest > 0.01  # the steps moved the adapters (lora_B starts at zero)
+    # Adam turns float-summation noise in near-zero gradients into steps of up to the learn rate,
+    # so equal runs differ by ~4e-5 here (machine-dependent); without the all-reduce they differ
+    # by ~0.08. The bound sits between: a tenth of one step at lr 0.01.
     for name in one:
-        torch.testing.assert_close(two[name], one[name], atol=2e-5, rtol=1e-4, msg=name)
+        torch.testing.assert_close(two[name], one[name], atol=1e-3, rtol=0, msg=name)
     config = spacy.util.load_config(tmp_path / "two" / "model-last" / "config.cfg")
     assert config["training"]["batcher"]["@batchers"] == "spacy-llm-tagger.DataParallelBatcher.v1"
 
