@@ -61,6 +61,8 @@ def project(tmp_path_factory):
         "vars.full_llm_max_epochs": 2,
         "vars.full_trf_max_epochs": 2,
         "vars.full_trf_total_steps": 7,
+        "vars.full_llm_warmup_steps": 2,
+        "vars.full_llm_total_steps": 9,
     }
     return root, overrides
 
@@ -195,6 +197,18 @@ def test_full_workflow(project):
 
 
 @pytest.mark.slow
+def test_full_decay_workflow(project):
+    # the main full run's config with a decaying learning rate given on the command line
+    root, _ = project
+    run(project, "full-decay")
+    cfg = (root / "training" / "full" / "llm-unmasked-decay" / "model-best" / "config.cfg").read_text()
+    schedule = cfg[cfg.index("[training.optimizer.learn_rate]"):]
+    assert '@schedules = "warmup_linear.v1"' in schedule and "total_steps = 9" in schedule
+    assert "warmup_steps = 2" in schedule and "initial_rate = 0.001" in schedule
+    assert "| llm-unmasked-decay |" in (root / "metrics" / "full" / "comparison.md").read_text()
+
+
+@pytest.mark.slow
 def test_saved_results_rebuild_the_tables_elsewhere(project, tmp_path):
     # Runs made in one session are committed as records (results/) and tabled in another.
     root, overrides = project
@@ -214,7 +228,7 @@ def test_saved_results_rebuild_the_tables_elsewhere(project, tmp_path):
         (shutil.copytree if src.is_dir() else shutil.copy)(src, elsewhere / item)
     run((elsewhere, overrides), "restore-results")
     (elsewhere / "metrics" / "full" / "comparison.md").unlink()
-    # full-table's deps are the metrics files, so the restored records suffice
+    # full-table reads the metrics folder, so the restored records suffice
     run((elsewhere, overrides), "full-table")
     assert (elsewhere / "metrics" / "full" / "comparison.md").read_text() == (
         root / "metrics" / "full" / "comparison.md"
