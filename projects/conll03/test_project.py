@@ -194,6 +194,32 @@ def test_full_workflow(project):
         assert "train_sentences = 40" in cfg and "dev_sentences = 20" in cfg
     trf_cfg = (root / "training" / "full" / "trf-ner" / "model-best" / "config.cfg").read_text()
     assert "total_steps = 7" in trf_cfg
+    for name in ("llm-unmasked", "spacy-ner", "trf-ner"):
+        # full-errors counts the same entities as the evaluation's scorer
+        errors = json.loads((root / "metrics" / "full" / "errors" / f"{name}.json").read_text())
+        per_type = json.loads((root / "metrics" / "full" / f"{name}.json").read_text())["ents_per_type"]
+        assert errors["sentences"] == 30 and set(errors["types"]) >= set(per_type)
+        for label, scores in per_type.items():
+            assert errors["types"][label]["p"] == round(100 * scores["p"], 1), (name, label)
+            assert errors["types"][label]["r"] == round(100 * scores["r"], 1), (name, label)
+
+
+def test_errors_sorts_false_positives_by_kind():
+    sys.path.insert(0, str(PROJECT / "scripts"))
+    import spacy
+    from errors import count_errors
+
+    nlp = spacy.blank("en")
+    words = "Czech fans saw NEW JERSEY beat the New York Rangers".split()
+    reference = spacy.tokens.Doc(nlp.vocab, words=words, ents=["B-LOC", "O", "O", "B-ORG", "I-ORG", "O", "O",
+                                                              "B-ORG", "I-ORG", "I-ORG"])
+    predicted = spacy.tokens.Doc(nlp.vocab, words=words, ents=["B-MISC", "O", "B-MISC", "B-ORG", "I-ORG", "O", "O",
+                                                              "O", "B-LOC", "I-LOC"])
+    result = count_errors([(predicted, reference)], top=5)
+    assert result["MISC"]["fp_by_kind"] == {"wrong type (gold LOC)": 1, "no entity": 1}
+    assert result["LOC"]["fp_by_kind"] == {"boundary": 1} and result["LOC"]["fn"] == 1
+    assert (result["ORG"]["tp"], result["ORG"]["fn"], result["ORG"]["p"], result["ORG"]["r"]) == (1, 1, 100.0, 50.0)
+    assert result["ORG"]["top_missed"] == [("New York Rangers (predicted nothing)", 1)]
 
 
 @pytest.mark.slow
