@@ -181,6 +181,12 @@ def test_seeds_command(project):
         scores = [r["f"] for r in row["runs"]]
         assert abs(row["f"]["mean"] - sum(scores) / 2) < 1e-9
     assert "llm-unmasked | 2 |" in (root / "metrics" / "seeds" / "table.md").read_text()
+    # a later call for one system keeps the other's finished seeds in the table, untrained
+    trained = (root / "training" / "seeds" / "llm-unmasked-s1" / "training_summary.json").stat().st_mtime
+    run((root, {**overrides, "vars.seed_systems": "spacy-ner", "vars.seeds": "0,1"}), "seeds")
+    table = (root / "metrics" / "seeds" / "table.md").read_text()
+    assert "llm-unmasked | 2 |" in table and "spacy-ner | 2 |" in table
+    assert (root / "training" / "seeds" / "llm-unmasked-s1" / "training_summary.json").stat().st_mtime == trained
 
 
 @pytest.mark.slow

@@ -16,7 +16,7 @@ import statistics
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import typer
 
@@ -81,6 +81,29 @@ def read_run(seed: int, metrics: Path, training: Path) -> dict:
     }
 
 
+def finished_run(root: Path, name: str, seed: int) -> Optional[dict]:
+    """The scores of NAME with SEED if that run was trained and evaluated (seed 0: the main run
+    where it exists), else None."""
+    main_metrics = root / "metrics" / f"{name}.json"
+    if seed == 0 and main_metrics.exists() and (root / "training" / name).exists():
+        return read_run(0, main_metrics, root / "training" / name)
+    training = root / "training" / "seeds" / f"{name}-s{seed}"
+    metrics = root / "metrics" / "seeds" / f"{name}-s{seed}.json"
+    if (training / "training_summary.json").exists() and metrics.exists():
+        return read_run(seed, metrics, training)
+    return None
+
+
+def earlier_systems(root: Path, names: List[str]) -> List[str]:
+    """Systems other than NAMES with per-seed metrics in metrics/seeds."""
+    found = set()
+    for path in (root / "metrics" / "seeds").glob("*-s*.json"):
+        name, _, seed = path.stem.rpartition("-s")
+        if seed.isdigit() and name not in names:
+            found.add(name)
+    return sorted(found)
+
+
 def write_table(rows: List[dict], path: Path) -> str:
     lines = [
         "| system | seeds | test F1 mean ± sd | min - max | doc F1 mean ± sd | dev F1 mean | train s mean |",
@@ -117,20 +140,24 @@ def main(
     for name in names:
         runs = []
         for seed in seed_list:
-            main_metrics = root / "metrics" / f"{name}.json"
-            if seed == 0 and main_metrics.exists() and (root / "training" / name).exists():
-                runs.append(read_run(0, main_metrics, root / "training" / name))
-                continue
-            training = root / "training" / "seeds" / f"{name}-s{seed}"
-            metrics = root / "metrics" / "seeds" / f"{name}-s{seed}.json"
-            if not (training / "training_summary.json").exists():
-                print(f"Training {name}, seed {seed}", flush=True)
-                run(seeded(commands[f"train-{name}"], name, seed) + ["--system.seed", str(seed)], root)
-            if not metrics.exists():
-                metrics.parent.mkdir(parents=True, exist_ok=True)
-                run(seeded(commands[f"evaluate-{name}"], name, seed), root)
-            runs.append(read_run(seed, metrics, training))
+            done = finished_run(root, name, seed)
+            if done is None:
+                training = root / "training" / "seeds" / f"{name}-s{seed}"
+                metrics = root / "metrics" / "seeds" / f"{name}-s{seed}.json"
+                if not (training / "training_summary.json").exists():
+                    print(f"Training {name}, seed {seed}", flush=True)
+                    run(seeded(commands[f"train-{name}"], name, seed) + ["--system.seed", str(seed)], root)
+                if not metrics.exists():
+                    metrics.parent.mkdir(parents=True, exist_ok=True)
+                    run(seeded(commands[f"evaluate-{name}"], name, seed), root)
+                done = read_run(seed, metrics, training)
+            runs.append(done)
         rows.append(summary_row(name, runs))
+    # systems seeded by earlier calls keep their rows, so one table holds every finished system
+    for name in earlier_systems(root, names):
+        runs = [done for seed in seed_list if (done := finished_run(root, name, seed)) is not None]
+        if runs:
+            rows.append(summary_row(name, runs))
     output.mkdir(parents=True, exist_ok=True)
     (output / "seeds.json").write_text(json.dumps(rows, indent=2) + "\n")
     print(write_table(rows, output / "table.md"))
