@@ -1,10 +1,11 @@
 """Keep the small records of finished runs in results/, to commit them, and bring them back.
 
 The models stay out of git, but what the README's tables are made of does not: every
-metrics/**/*.json and *.md and, per trained system, training_summary.json, train_seconds.txt
-and training_log.jsonl of every finished run. `save` copies them under results/ (same relative paths); `restore`
-copies them back where they are missing, so `compare`, `full-table` and `seeds` (which
-skips finished seeds) can go on from runs made on another machine or in another session.
+metrics/**/*.json and *.md and, per finished training run, training_summary.json,
+train_seconds.txt and training_log.jsonl. `save` copies them under results/ (same relative
+paths); `restore` copies them back where they are missing, so `compare`, `full-table` and
+`seeds` (which skips finished seeds) can go on from runs made on another machine or in another
+session.
 
     python scripts/results.py save . results
     python scripts/results.py restore . results

@@ -16,7 +16,7 @@ import statistics
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import typer
 
@@ -34,10 +34,11 @@ def seeded(script: List[str], name: str, seed: int) -> List[str]:
     if len(script) != 1:
         raise SystemExit(f"Expected one script line in the commands of {name!r}, got {len(script)}")
     args = shlex.split(script[0])
+    training, metrics = seed_paths(Path(), name, seed)
     moved = {
-        f"training/{name}": f"training/seeds/{name}-s{seed}",
-        f"training/{name}/model-best": f"training/seeds/{name}-s{seed}/model-best",
-        f"metrics/{name}.json": f"metrics/seeds/{name}-s{seed}.json",
+        f"training/{name}": str(training),
+        f"training/{name}/model-best": str(training / "model-best"),
+        f"metrics/{name}.json": str(metrics),
     }
     if not any(arg in moved for arg in args):
         raise SystemExit(f"The command of {name!r} does not write training/{name} or metrics/{name}.json")
@@ -81,14 +82,18 @@ def read_run(seed: int, metrics: Path, training: Path) -> dict:
     }
 
 
+def seed_paths(root: Path, name: str, seed: int) -> Tuple[Path, Path]:
+    """The training folder and metrics file of NAME's run with SEED (seed 0's main run aside)."""
+    return root / "training" / "seeds" / f"{name}-s{seed}", root / "metrics" / "seeds" / f"{name}-s{seed}.json"
+
+
 def finished_run(root: Path, name: str, seed: int) -> Optional[dict]:
     """The scores of NAME with SEED if that run was trained and evaluated (seed 0: the main run
     where it exists), else None."""
     main_metrics = root / "metrics" / f"{name}.json"
     if seed == 0 and main_metrics.exists() and (root / "training" / name).exists():
         return read_run(0, main_metrics, root / "training" / name)
-    training = root / "training" / "seeds" / f"{name}-s{seed}"
-    metrics = root / "metrics" / "seeds" / f"{name}-s{seed}.json"
+    training, metrics = seed_paths(root, name, seed)
     if (training / "training_summary.json").exists() and metrics.exists():
         return read_run(seed, metrics, training)
     return None
@@ -142,8 +147,7 @@ def main(
         for seed in seed_list:
             done = finished_run(root, name, seed)
             if done is None:
-                training = root / "training" / "seeds" / f"{name}-s{seed}"
-                metrics = root / "metrics" / "seeds" / f"{name}-s{seed}.json"
+                training, metrics = seed_paths(root, name, seed)
                 if not (training / "training_summary.json").exists():
                     print(f"Training {name}, seed {seed}", flush=True)
                     run(seeded(commands[f"train-{name}"], name, seed) + ["--system.seed", str(seed)], root)
