@@ -6,7 +6,7 @@ its type, sorted into one kind: ``wrong type`` (the same span is gold with anoth
 Every gold entity not predicted exactly is a false negative. Usage:
 
     python scripts/errors.py training/full/llm-unmasked/model-best corpus/test.spacy \
-        metrics/full/errors-llm-unmasked.json
+        metrics/full/errors/llm-unmasked.json
 """
 import json
 from collections import Counter, defaultdict
