@@ -43,6 +43,7 @@ def project(tmp_path_factory):
         "vars.trf_max_epochs": 2,
         "vars.eval_frequency": 2,
         "vars.patience": 4,
+        "vars.trf_patience": 4,
         "vars.llm_model": str(tiny),
         "vars.sweep_groups": 2,
         "vars.sweep_keep_layers": "2",
@@ -187,6 +188,18 @@ def test_seeds_command(project):
     table = (root / "metrics" / "seeds" / "table.md").read_text()
     assert "llm-unmasked | 2 |" in table and "spacy-ner | 2 |" in table
     assert (root / "training" / "seeds" / "llm-unmasked-s1" / "training_summary.json").stat().st_mtime == trained
+    # a changed variable retrains the runs its command made, seed 0 too (the demo's run no longer
+    # matches), and leaves the other system's runs alone
+    changed = {**overrides, "vars.seed_systems": "llm-unmasked", "vars.seeds": "0,1", "vars.llm_max_epochs": 1}
+    run((root, changed), "seeds")
+    for seed in (0, 1):
+        training = root / "training" / "seeds" / f"llm-unmasked-s{seed}"
+        assert "max_epochs = 1" in (training / "model-best" / "config.cfg").read_text()
+        assert json.loads((training / "seed_command.json").read_text())["seed"] == seed
+    assert (root / "training" / "seeds" / "llm-unmasked-s1" / "training_summary.json").stat().st_mtime > trained
+    assert "max_epochs = 2" in (root / "training" / "llm-unmasked" / "model-best" / "config.cfg").read_text()
+    table = (root / "metrics" / "seeds" / "table.md").read_text()
+    assert "llm-unmasked | 2 |" in table and "spacy-ner | 2 |" in table
 
 
 @pytest.mark.slow

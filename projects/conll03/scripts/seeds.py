@@ -4,8 +4,10 @@ Each system runs the project's own commands `train-NAME` and `evaluate-NAME` (pr
 variables substituted, `--var KEY=VALUE` overriding them as weasel's overrides would), with
 `--system.seed SEED` added and the outputs moved to training/seeds/NAME-sSEED and
 metrics/seeds/NAME-sSEED.json. Seed 0 is the project's main run (training/NAME and
-metrics/NAME.json, from `demo` or `all`: the configs' seed is 0) where it exists. Finished runs
-are skipped, so a killed run resumes.
+metrics/NAME.json, from `demo` or `all`: the configs' seed is 0) where it exists and
+project.lock says the current command made it. Finished runs are skipped, so a killed run
+resumes; a run made by another command (a variable changed since) is trained again, as weasel
+reruns a command whose script changed.
 
     python scripts/seeds.py . metrics/seeds --systems llm-unmasked,spacy-ner --seeds 0,1,2 \
         --var train_sentences=1000 ...
@@ -87,16 +89,39 @@ def seed_paths(root: Path, name: str, seed: int) -> Tuple[Path, Path]:
     return root / "training" / "seeds" / f"{name}-s{seed}", root / "metrics" / "seeds" / f"{name}-s{seed}.json"
 
 
-def finished_run(root: Path, name: str, seed: int) -> Optional[dict]:
-    """The scores of NAME with SEED if that run was trained and evaluated (seed 0: the main run
-    where it exists), else None."""
+COMMAND_FILE = "seed_command.json"
+
+
+def main_run_command(root: Path, name: str) -> Optional[List[str]]:
+    """The script project.lock records for train-NAME (the main run's command), if any."""
+    import srsly
+
+    lock = root / "project.lock"
+    if not lock.exists():
+        return None
+    entry = (srsly.read_yaml(lock) or {}).get(f"train-{name}") or {}
+    return entry.get("script")
+
+
+def finished_run(root: Path, name: str, seed: int, script: List[str]) -> Optional[dict]:
+    """The scores of NAME with SEED if that run was trained by SCRIPT (train-NAME's current
+    script) and evaluated (seed 0: the main run where project.lock says SCRIPT made it), else None."""
     main_metrics = root / "metrics" / f"{name}.json"
-    if seed == 0 and main_metrics.exists() and (root / "training" / name).exists():
-        return read_run(0, main_metrics, root / "training" / name)
+    main_training = root / "training" / name
+    if seed == 0 and main_metrics.exists() and main_training.exists():
+        if main_run_command(root, name) == script:
+            return read_run(0, main_metrics, main_training)
     training, metrics = seed_paths(root, name, seed)
     if (training / "training_summary.json").exists() and metrics.exists():
-        return read_run(seed, metrics, training)
+        if trained_by(training) == script:
+            return read_run(seed, metrics, training)
     return None
+
+
+def trained_by(training: Path) -> Optional[List[str]]:
+    """The train-NAME script a seed run was started with (None for runs that did not record it)."""
+    path = training / COMMAND_FILE
+    return json.loads(path.read_text())["script"] if path.exists() else None
 
 
 def earlier_systems(root: Path, names: List[str]) -> List[str]:
@@ -143,23 +168,34 @@ def main(
                 raise SystemExit(f"No command {kind}-{name} in {root / 'project.yml'}")
     rows = []
     for name in names:
+        script = commands[f"train-{name}"]
         runs = []
         for seed in seed_list:
-            done = finished_run(root, name, seed)
+            done = finished_run(root, name, seed, script)
             if done is None:
                 training, metrics = seed_paths(root, name, seed)
-                if not (training / "training_summary.json").exists():
+                if trained_by(training) != script:
+                    if (training / "training_summary.json").exists():
+                        print(f"{training} was trained by another command: training it again", flush=True)
+                    if metrics.exists():
+                        metrics.unlink()
                     print(f"Training {name}, seed {seed}", flush=True)
-                    run(seeded(commands[f"train-{name}"], name, seed) + ["--system.seed", str(seed)], root)
+                    training.mkdir(parents=True, exist_ok=True)
+                    (training / COMMAND_FILE).unlink(missing_ok=True)
+                    (training / "training_summary.json").unlink(missing_ok=True)
+                    run(seeded(script, name, seed) + ["--system.seed", str(seed)], root)
+                    (training / COMMAND_FILE).write_text(json.dumps({"script": script, "seed": seed}, indent=2) + "\n")
                 if not metrics.exists():
                     metrics.parent.mkdir(parents=True, exist_ok=True)
                     run(seeded(commands[f"evaluate-{name}"], name, seed), root)
                 done = read_run(seed, metrics, training)
             runs.append(done)
         rows.append(summary_row(name, runs))
-    # systems seeded by earlier calls keep their rows, so one table holds every finished system
+    # systems seeded by earlier calls keep their rows (when their runs match the current
+    # commands), so one table holds every finished system
     for name in earlier_systems(root, names):
-        runs = [done for seed in seed_list if (done := finished_run(root, name, seed)) is not None]
+        script = commands.get(f"train-{name}")
+        runs = [done for seed in seed_list if script and (done := finished_run(root, name, seed, script))]
         if runs:
             rows.append(summary_row(name, runs))
     output.mkdir(parents=True, exist_ok=True)
