@@ -251,6 +251,8 @@ def test_full_decay_workflow(project):
     assert '@schedules = "warmup_linear.v1"' in schedule and "total_steps = 9" in schedule
     assert "warmup_steps = 2" in schedule and "initial_rate = 0.001" in schedule
     assert "| llm-unmasked-decay |" in (root / "metrics" / "full" / "comparison.md").read_text()
+    errors = json.loads((root / "metrics" / "full" / "errors" / "llm-unmasked-decay.json").read_text())
+    assert errors["sentences"] == 30
 
 
 @pytest.mark.slow
