@@ -207,13 +207,18 @@ def test_full_workflow(project):
     root, _ = project
     run(project, "full")
     table = (root / "metrics" / "full" / "comparison.md").read_text()
-    for name in ("llm-unmasked", "spacy-ner", "trf-ner"):
+    for name in ("llm-unmasked-decay", "spacy-ner", "trf-ner"):
         assert f"| {name} |" in table
         cfg = (root / "training" / "full" / name / "model-best" / "config.cfg").read_text()
         assert "train_sentences = 40" in cfg and "dev_sentences = 20" in cfg
     trf_cfg = (root / "training" / "full" / "trf-ner" / "model-best" / "config.cfg").read_text()
     assert "total_steps = 7" in trf_cfg and "max_steps = 7" in trf_cfg  # nothing to learn at lr 0
-    for name in ("llm-unmasked", "spacy-ner", "trf-ner"):
+    # the tagger's config holds the decaying learning rate given on the command line
+    cfg = (root / "training" / "full" / "llm-unmasked-decay" / "model-best" / "config.cfg").read_text()
+    schedule = cfg[cfg.index("[training.optimizer.learn_rate]"):]
+    assert '@schedules = "warmup_linear.v1"' in schedule and "total_steps = 9" in schedule
+    assert "warmup_steps = 2" in schedule and "initial_rate = 0.001" in schedule
+    for name in ("llm-unmasked-decay", "spacy-ner", "trf-ner"):
         # full-errors counts the same entities as the evaluation's scorer
         errors = json.loads((root / "metrics" / "full" / "errors" / f"{name}.json").read_text())
         per_type = json.loads((root / "metrics" / "full" / f"{name}.json").read_text())["ents_per_type"]
@@ -242,16 +247,15 @@ def test_errors_sorts_false_positives_by_kind():
 
 
 @pytest.mark.slow
-def test_full_decay_workflow(project):
-    # the main full run's config with a decaying learning rate given on the command line
+def test_full_constant_workflow(project):
+    # the full tagger at the config's constant learning rate, tabled beside the full runs
     root, _ = project
-    run(project, "full-decay")
-    cfg = (root / "training" / "full" / "llm-unmasked-decay" / "model-best" / "config.cfg").read_text()
-    schedule = cfg[cfg.index("[training.optimizer.learn_rate]"):]
-    assert '@schedules = "warmup_linear.v1"' in schedule and "total_steps = 9" in schedule
-    assert "warmup_steps = 2" in schedule and "initial_rate = 0.001" in schedule
-    assert "| llm-unmasked-decay |" in (root / "metrics" / "full" / "comparison.md").read_text()
-    errors = json.loads((root / "metrics" / "full" / "errors" / "llm-unmasked-decay.json").read_text())
+    run(project, "full-constant")
+    cfg = (root / "training" / "full" / "llm-unmasked" / "model-best" / "config.cfg").read_text()
+    schedule = cfg[cfg.index("[training.optimizer]"):]
+    assert "learn_rate = 0.001" in schedule and "warmup_linear" not in schedule
+    assert "| llm-unmasked |" in (root / "metrics" / "full" / "comparison.md").read_text()
+    errors = json.loads((root / "metrics" / "full" / "errors" / "llm-unmasked.json").read_text())
     assert errors["sentences"] == 30
 
 
@@ -262,11 +266,17 @@ def test_saved_results_rebuild_the_tables_elsewhere(project, tmp_path):
     unfinished = root / "training" / "seeds" / "half-run"
     unfinished.mkdir(parents=True)
     (unfinished / "training_log.jsonl").write_text("{}\n")  # no training_summary.json yet
+    finished = root / "training" / "seeds" / "done-run"
+    finished.mkdir(parents=True)
+    for name in ("training_summary.json", "seed_command.json"):
+        (finished / name).write_text("{}\n")
     run(project, "save-results")
     assert not (root / "results" / "training" / "seeds" / "half-run").exists()
     saved = root / "results"
-    assert (saved / "metrics" / "full" / "llm-unmasked.json").exists()
-    assert (saved / "training" / "full" / "llm-unmasked" / "training_summary.json").exists()
+    # seeds tells its finished runs by the command they record
+    assert (saved / "training" / "seeds" / "done-run" / "seed_command.json").exists()
+    assert (saved / "metrics" / "full" / "llm-unmasked-decay.json").exists()
+    assert (saved / "training" / "full" / "llm-unmasked-decay" / "training_summary.json").exists()
     assert not list(saved.glob("**/model-best"))  # records only, never models
     elsewhere = tmp_path / "conll03"
     elsewhere.mkdir()

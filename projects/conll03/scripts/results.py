@@ -2,10 +2,10 @@
 
 The models stay out of git, but what the README's tables are made of does not: every
 metrics/**/*.json and *.md and, per finished training run, training_summary.json,
-train_seconds.txt and training_log.jsonl. `save` copies them under results/ (same relative
-paths); `restore` copies them back where they are missing, so `compare`, `full-table` and
-`seeds` (which skips finished seeds) can go on from runs made on another machine or in another
-session.
+train_seconds.txt, training_log.jsonl and (seed runs) seed_command.json. `save` copies them
+under results/ (same relative paths); `restore` copies them back where they are missing, so
+`compare`, `full-table` and `seeds` (which skips finished seeds made by the current commands)
+can go on from runs made on another machine or in another session.
 
     python scripts/results.py save . results
     python scripts/results.py restore . results
@@ -18,7 +18,7 @@ import typer
 
 app = typer.Typer(add_completion=False, help=__doc__.split("\n")[0])
 
-TRAINING_RECORDS = ("training_summary.json", "train_seconds.txt", "training_log.jsonl")
+TRAINING_RECORDS = ("training_summary.json", "train_seconds.txt", "training_log.jsonl", "seed_command.json")
 
 
 def records(root: Path) -> Iterator[Path]:
