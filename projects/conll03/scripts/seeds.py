@@ -22,6 +22,8 @@ from typing import Dict, List, Optional, Tuple
 
 import typer
 
+COMMAND_FILE = "seed_command.json"  # in a seed run's folder: the train-NAME script that made it
+
 
 def project_commands(root: Path, variables: Dict[str, str]) -> Dict[str, str]:
     """The project's commands (one-line scripts), variables substituted."""
@@ -89,8 +91,6 @@ def seed_paths(root: Path, name: str, seed: int) -> Tuple[Path, Path]:
     return root / "training" / "seeds" / f"{name}-s{seed}", root / "metrics" / "seeds" / f"{name}-s{seed}.json"
 
 
-COMMAND_FILE = "seed_command.json"
-
 
 def main_run_command(root: Path, name: str) -> Optional[List[str]]:
     """The script project.lock records for train-NAME (the main run's command), if any."""
@@ -151,6 +151,27 @@ def write_table(rows: List[dict], path: Path) -> str:
     return table
 
 
+def train_and_evaluate(root: Path, name: str, seed: int, script: List[str], evaluate: List[str]) -> dict:
+    """Train NAME with SEED (unless a run by SCRIPT is there), evaluate it, return its scores.
+    A folder trained by another command is trained again; the command is recorded at the end,
+    so a killed run has none and is trained again too."""
+    training, metrics = seed_paths(root, name, seed)
+    if trained_by(training) != script:
+        if (training / "training_summary.json").exists():
+            print(f"{training} was trained by another command: training it again", flush=True)
+        metrics.unlink(missing_ok=True)
+        print(f"Training {name}, seed {seed}", flush=True)
+        training.mkdir(parents=True, exist_ok=True)
+        (training / COMMAND_FILE).unlink(missing_ok=True)
+        (training / "training_summary.json").unlink(missing_ok=True)
+        run(seeded(script, name, seed) + ["--system.seed", str(seed)], root)
+        (training / COMMAND_FILE).write_text(json.dumps({"script": script, "seed": seed}, indent=2) + "\n")
+    if not metrics.exists():
+        metrics.parent.mkdir(parents=True, exist_ok=True)
+        run(seeded(evaluate, name, seed), root)
+    return read_run(seed, metrics, training)
+
+
 def main(
     root: Path = typer.Argument(..., help="The project folder (with project.yml)"),
     output: Path = typer.Argument(..., help="Folder for the per-seed metrics, seeds.json and table.md"),
@@ -173,22 +194,7 @@ def main(
         for seed in seed_list:
             done = finished_run(root, name, seed, script)
             if done is None:
-                training, metrics = seed_paths(root, name, seed)
-                if trained_by(training) != script:
-                    if (training / "training_summary.json").exists():
-                        print(f"{training} was trained by another command: training it again", flush=True)
-                    if metrics.exists():
-                        metrics.unlink()
-                    print(f"Training {name}, seed {seed}", flush=True)
-                    training.mkdir(parents=True, exist_ok=True)
-                    (training / COMMAND_FILE).unlink(missing_ok=True)
-                    (training / "training_summary.json").unlink(missing_ok=True)
-                    run(seeded(script, name, seed) + ["--system.seed", str(seed)], root)
-                    (training / COMMAND_FILE).write_text(json.dumps({"script": script, "seed": seed}, indent=2) + "\n")
-                if not metrics.exists():
-                    metrics.parent.mkdir(parents=True, exist_ok=True)
-                    run(seeded(commands[f"evaluate-{name}"], name, seed), root)
-                done = read_run(seed, metrics, training)
+                done = train_and_evaluate(root, name, seed, script, commands[f"evaluate-{name}"])
             runs.append(done)
         rows.append(summary_row(name, runs))
     # systems seeded by earlier calls keep their rows (when their runs match the current
