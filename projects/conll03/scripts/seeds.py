@@ -91,7 +91,6 @@ def seed_paths(root: Path, name: str, seed: int) -> Tuple[Path, Path]:
     return root / "training" / "seeds" / f"{name}-s{seed}", root / "metrics" / "seeds" / f"{name}-s{seed}.json"
 
 
-
 def main_run_command(root: Path, name: str) -> Optional[List[str]]:
     """The script project.lock records for train-NAME (the main run's command), if any."""
     import srsly
