@@ -1,4 +1,6 @@
 """dtype handling, gradient checkpointing and the GPU path."""
+import warnings
+
 import pytest
 import torch
 
@@ -42,6 +44,20 @@ def test_gradient_checkpointing_gives_the_same_gradients(tiny_model_dir, unmask)
     assert a.keys() == b.keys() and a
     for name in a:
         torch.testing.assert_close(a[name], b[name], atol=1e-5, rtol=1e-4)
+
+
+def test_gradient_checkpointing_is_on_in_every_layer_without_our_deprecation_warning(tiny_model_dir):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        nlp = make_nlp(tiny_model_dir, gradient_checkpointing=True)
+        examples = ner_examples(nlp)
+        nlp.initialize(lambda: examples)
+    # transformers 5 deprecates gradient_checkpointing_enable (peft's own
+    # is_gradient_checkpointing warning is not ours to fix)
+    assert not [w for w in caught if "gradient_checkpointing_enable" in str(w.message)]
+    module = nlp.get_pipe("llm_tagger").model.loaded.module
+    layers = [m for m in module.modules() if type(m).__name__.endswith("DecoderLayer")]
+    assert layers and all(layer.gradient_checkpointing for layer in layers)
 
 
 @pytest.mark.gpu

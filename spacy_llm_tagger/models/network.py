@@ -17,6 +17,19 @@ from .settings import DecoderSettings
 from .unmasking import LayerUnmasker, find_decoder_layers, parse_unmask
 
 
+def enable_checkpointing(base: nn.Module) -> None:
+    """Recompute each layer's activations in the backward pass (non-reentrant).
+
+    transformers 5 renamed ``gradient_checkpointing_enable`` to
+    ``activation_checkpointing_enable`` and warns on the old name; 4.x has only the old one.
+    """
+    kwargs = {"use_reentrant": False}
+    if hasattr(base, "activation_checkpointing_enable"):
+        base.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        base.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+
+
 def build_unmasked_decoder(
     base: nn.Module, settings: DecoderSettings, adapter_state: Optional[dict] = None
 ) -> Tuple[nn.Module, LayerUnmasker]:
@@ -30,7 +43,7 @@ def build_unmasked_decoder(
     for param in base.parameters():
         param.requires_grad_(False)
     if settings.gradient_checkpointing:
-        base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        enable_checkpointing(base)
     if settings.lora_r == 0:
         return base, unmasker
     from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
