@@ -64,6 +64,8 @@ def project(tmp_path_factory):
         "vars.full_trf_total_steps": 7,
         "vars.full_llm_warmup_steps": 2,
         "vars.full_llm_total_steps": 9,
+        "vars.llm_warmup_steps": 2,
+        "vars.llm_total_steps": 9,
     }
     return root, overrides
 
@@ -142,6 +144,16 @@ def test_layer_group_patterns(project):
     for command in ("train-llm-0011", "evaluate-llm-0011", "train-llm-1100", "evaluate-llm-1100"):
         run(project, command)
     assert json.loads((root / "metrics" / "llm-0011.json").read_text())["sentences"] == 30
+
+
+def test_decayed_learning_rate_command(project):
+    root, _ = project
+    run(project, "train-llm-unmasked-decay")
+    run(project, "evaluate-llm-unmasked-decay")
+    cfg = (root / "training" / "llm-unmasked-decay" / "model-best" / "config.cfg").read_text()
+    assert "@schedules = \"warmup_linear.v1\"" in cfg
+    assert "warmup_steps = 2" in cfg and "total_steps = 9" in cfg and 'unmask = "all"' in cfg
+    assert json.loads((root / "metrics" / "llm-unmasked-decay.json").read_text())["sentences"] == 30
 
 
 @pytest.mark.slow
