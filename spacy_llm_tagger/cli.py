@@ -4,8 +4,10 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from wasabi import msg
 
 from .errors import LLMTaggerError
+from .models.settings import DEFAULT_MODEL_NAME
 
 app = typer.Typer(
     name="spacy-llm-tagger",
@@ -44,6 +46,62 @@ def annotate(
     except LLMTaggerError as err:
         typer.echo(f"Error: {err}", err=True)
         sys.exit(1)
+
+
+@app.command()
+def convert(
+    input_path: Path = typer.Argument(..., metavar="INPUT", help="Annotations: .jsonl (Prodigy, doccano, review.jsonl), .json (Label Studio), .conll/.iob/.tsv columns, .spacy, or a folder of them"),
+    output: Path = typer.Argument(..., help="The .spacy file to write (training data)"),
+    lang: str = typer.Option("en", help="Tokenize with spaCy's blank pipeline of this language"),
+    base: Optional[str] = typer.Option(None, help="Tokenize with this installed pipeline or folder instead (e.g. en_core_web_sm)"),
+    target: str = typer.Option("ents", help="What the annotations become: ents, spans:KEY, tag or pos"),
+    align: str = typer.Option("split", help="A span edge inside a token: split the token, strict (reject the record), expand or contract"),
+    column: Optional[int] = typer.Option(None, help="Column files: the tag column (default: last; second for tag/pos)"),
+    sentences: bool = typer.Option(True, help="Set sentence boundaries (rule-based) where the input has none"),
+    dev_share: float = typer.Option(0.0, help="Also write this share of the documents to --dev-output"),
+    dev_output: Optional[Path] = typer.Option(None, help="Where the dev share goes (default: dev.spacy beside OUTPUT)"),
+    seed: int = typer.Option(0, help="Seed of the train/dev shuffle"),
+) -> None:
+    """Convert annotation exports into a .spacy training file; every unusable record is listed."""
+    from .convert import convert as run_convert
+    from .convert.report import print_report
+
+    try:
+        report = run_convert(
+            input_path, output, lang=lang, base=base, target=target, align=align, column=column,
+            sentences=sentences, dev_share=dev_share, dev_output=dev_output, seed=seed,
+        )
+    except LLMTaggerError as err:
+        typer.echo(f"Error: {err}", err=True)
+        sys.exit(1)
+    print_report(report, target)
+
+
+@app.command("init-config")
+def init_config(
+    output: Path = typer.Argument(..., help="The config file to write (- for standard output)"),
+    target: str = typer.Option("ents", help="ents, spans:KEY, tag or pos"),
+    model: str = typer.Option(DEFAULT_MODEL_NAME, help="Base decoder: package:DIST/FILE, a folder, a .gguf file or a hub id"),
+    lang: str = typer.Option("en", help="Language of the blank pipeline (ignored with --base-pipeline)"),
+    base_pipeline: Optional[str] = typer.Option(None, help="Trained pipeline whose components come first, frozen (e.g. en_core_web_sm)"),
+    gpu: bool = typer.Option(False, help="Settings for a GPU (bfloat16 base weights)"),
+    name: str = typer.Option("llm_tagger", help="The component's name in the pipeline"),
+) -> None:
+    """Write a complete `spacy train` config for an llm_tagger, like `spacy init config`."""
+    from .init_config import init_config as run_init_config
+
+    command = " ".join(sys.argv[2:]) if sys.argv[1:2] == ["init-config"] else str(output)
+    try:
+        run_init_config(
+            output, target=target, model=model, lang=lang, base_pipeline=base_pipeline,
+            gpu=gpu, name=name, command=command,
+        )
+    except LLMTaggerError as err:
+        typer.echo(f"Error: {err}", err=True)
+        sys.exit(1)
+    if str(output) != "-":
+        msg.good(f"Saved config to {output}")
+        msg.text(f"Train: python -m spacy train {output} --output training --paths.train train.spacy --paths.dev dev.spacy")
 
 
 @app.command()

@@ -1,0 +1,77 @@
+"""Registered pieces for ``spacy train`` configs: a learning-rate schedule and a logger.
+
+- ``spacy-llm-tagger.warmup_constant.v1`` (thinc schedules): a linear warm-up to ``rate``,
+  then constant; unlike ``warmup_linear.v1`` it needs no total, so training can run until
+  the dev score stops improving.
+- ``spacy-llm-tagger.ConsoleLogger.v1`` (spaCy loggers): spaCy's ``ConsoleLogger.v3``, plus
+  a warning at the end when model-best is the first evaluation (the untrained model).
+"""
+import sys
+from pathlib import Path
+from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
+
+from spacy.language import Language
+from spacy.util import registry
+from thinc.api import registry as thinc_registry
+from wasabi import Printer
+
+LogStep = Callable[[Optional[Dict[str, Any]]], None]
+
+
+@thinc_registry.schedules("spacy-llm-tagger.warmup_constant.v1")
+def warmup_constant(rate: float, warmup_steps: int) -> Iterator[float]:
+    """``rate`` reached linearly over ``warmup_steps`` updates, constant afterwards."""
+    step = 0
+    while True:
+        yield rate * min(1.0, (step + 1) / max(1, warmup_steps))
+        step += 1
+
+
+def untrained_best_warning(evaluations: List[Tuple[int, float]]) -> Optional[str]:
+    """The warning to print when model-best is the first evaluation, or None."""
+    if not evaluations:
+        return None
+    first_step, first_score = evaluations[0]
+    if any(score > first_score for _, score in evaluations[1:]):
+        return None
+    if len(evaluations) == 1:
+        return (
+            f"Training ended after a single evaluation (step {first_step}): model-best is the "
+            f"untrained model. Train for more steps than training.eval_frequency."
+        )
+    return (
+        f"model-best is the first evaluation (step {first_step}, score {first_score:.3f}): the "
+        f"dev score never rose above it in {len(evaluations)} evaluations, so model-best is "
+        f"the untrained model. Train longer (training.max_steps, training.patience), lower the "
+        f"learning rate if the loss jumps, and check that the dev data carries the labels the "
+        f"training data has."
+    )
+
+
+@registry.loggers("spacy-llm-tagger.ConsoleLogger.v1")
+def console_logger(
+    progress_bar: Optional[str] = None,
+    console_output: bool = True,
+    output_file: Optional[Union[str, Path]] = None,
+) -> Callable[..., Tuple[LogStep, Callable[[], None]]]:
+    """spaCy's ConsoleLogger.v3 that warns when model-best is the untrained model."""
+    spacy_logger = registry.loggers.get("spacy.ConsoleLogger.v3")(progress_bar, console_output, output_file)
+
+    def setup(nlp: Language, stdout: IO = sys.stdout, stderr: IO = sys.stderr) -> Tuple[LogStep, Callable[[], None]]:
+        log_step, finalize = spacy_logger(nlp, stdout, stderr)
+        evaluations: List[Tuple[int, float]] = []
+
+        def log(info: Optional[Dict[str, Any]]) -> None:
+            log_step(info)
+            if info is not None and info.get("score") is not None:
+                evaluations.append((int(info["step"]), float(info["score"])))
+
+        def done() -> None:
+            finalize()
+            warning = untrained_best_warning(evaluations)
+            if warning:
+                print(Printer().text(warning, color="yellow", icon="warn", no_print=True), file=stderr, flush=True)
+
+        return log, done
+
+    return setup
