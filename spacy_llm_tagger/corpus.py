@@ -9,6 +9,8 @@ from spacy.tokens import Doc, Span
 from spacy.training import Corpus, Example
 from spacy.util import registry
 
+from .errors import ConfigError
+
 
 @registry.readers("spacy-llm-tagger.SentenceCorpus.v1")
 def create_sentence_corpus(
@@ -25,7 +27,10 @@ def create_sentence_corpus(
     Docs without sentence boundaries are yielded whole.
     """
     if path is None:
-        raise ValueError("SentenceCorpus needs a path to a .spacy file or folder.")
+        raise ConfigError(
+            "SentenceCorpus needs a path to a .spacy file or folder: set `path` in its "
+            "[corpora] block (e.g. path = ${paths.train}) or pass --paths.train."
+        )
     corpus = Corpus(path, shuffle=shuffle)
 
     def read(nlp: Language) -> Iterator[Example]:
@@ -73,9 +78,14 @@ def create_document_corpus(
     Docs without sentence boundaries count as one sentence.
     """
     if path is None:
-        raise ValueError("DocumentCorpus needs a path to a .spacy file or folder.")
+        raise ConfigError(
+            "DocumentCorpus needs a path to a .spacy file or folder: set `path` in its "
+            "[corpora] block (e.g. path = ${paths.train}) or pass --paths.train."
+        )
     if max_words < 0:
-        raise ValueError("DocumentCorpus: max_words must be >= 0 (0 = one Doc per sentence).")
+        raise ConfigError(
+            f"DocumentCorpus: max_words must be >= 0 (0 = one Doc per sentence), not {max_words}."
+        )
     if max_words == 0:
         return create_sentence_corpus(path, limit=limit, shuffle=shuffle, gold_tokens=gold_tokens)
     corpus = Corpus(path, shuffle=shuffle)

@@ -12,12 +12,14 @@ from thinc.api import Adam
 
 from spacy_llm_tagger.distributed import (
     DataParallelOptimizer,
+    WorkerBatch,
     configure_data_parallel_batcher,
     data_parallel_config,
     split_batch,
 )
+from spacy_llm_tagger.distributed import data_parallel
 from spacy_llm_tagger.distributed.training import train
-from spacy_llm_tagger.errors import ConfigError
+from spacy_llm_tagger.errors import ConfigError, DistributedError
 
 from .test_training import CONFIG, write_docbin
 
@@ -51,6 +53,30 @@ def test_wrappers_do_nothing_outside_a_process_group():
     got, _ = wrapped((1, "w"), weights.copy(), gradient.copy())
     numpy.testing.assert_array_equal(got, expected)
     assert wrapped.learn_rate == plain.learn_rate
+
+
+def test_the_share_of_a_step_travels_with_its_batch_to_the_optimizer(monkeypatch):
+    batch = examples([9, 1, 4, 4, 3, 7, 2, 8])
+    parts = [data_parallel.worker_batch(batch, rank, 3) for rank in range(3)]
+    assert all(isinstance(part, WorkerBatch) for part in parts)
+    assert [list(part) for part in parts] == split_batch(batch, 3)
+    assert sum(part.share for part in parts) == pytest.approx(1.0)
+    assert parts[0].share == sum(len(eg.reference) for eg in parts[0]) / 38
+    optimizer = DataParallelOptimizer.wrap(Adam(0.01))
+    steps = data_parallel.pass_step_shares(optimizer, iter([(0, parts[1]), (0, parts[2])]))
+    for epoch, part in steps:
+        assert optimizer.step_share == part.share
+        optimizer.step_schedules()
+        assert optimizer.step_share is None  # each step's share is given for that step only
+    # in a process group, a step nobody gave the share of is an error, not a wrong average
+    monkeypatch.setattr(data_parallel, "world", lambda: (0, 2))
+    with pytest.raises(DistributedError, match="spacy-llm-tagger train --workers"):
+        optimizer((1, "w"), numpy.ones(2, dtype="f"), numpy.ones(2, dtype="f"))
+
+
+def test_no_class_holds_the_share_of_a_step():
+    for cls in (DataParallelOptimizer, WorkerBatch):
+        assert not [k for k, v in vars(cls).items() if isinstance(v, (int, float, list, dict))], cls
 
 
 def test_data_parallel_config_wraps_batcher_and_optimizer_once():

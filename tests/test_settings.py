@@ -50,6 +50,28 @@ def test_filled_config_spells_out_every_setting_and_rejects_unknown_ones(tiny_mo
         spacy.blank("en").add_pipe("llm_tagger", config={"model": {"lora_rank": 4}})
 
 
+def test_an_unknown_setting_suggests_the_closest_known_name(tmp_path):
+    from spacy_llm_tagger.distributed.training import load_training_config
+    from spacy_llm_tagger.errors import ConfigError
+
+    from .test_training import CONFIG
+
+    suggestion = r"`lora_rank` \(did you mean `lora_r`\?\) in \[components\.llm_tagger\.model\]"
+    # `spacy-llm-tagger train` checks the config (and its overrides) before spaCy validates it
+    with pytest.raises(ConfigError, match=suggestion):
+        load_training_config(CONFIG, {"components.llm_tagger.model.lora_rank": 8})
+    config = spacy.util.load_config(CONFIG, interpolate=False)
+    config["components"]["llm_tagger"]["model"]["poolling"] = "mean"
+    config.to_disk(tmp_path / "typo.cfg")
+    with pytest.raises(ConfigError, match="`poolling` \\(did you mean `pooling`\\?\\)"):
+        load_training_config(tmp_path / "typo.cfg", {})
+    # the architectures themselves, called from Python
+    with pytest.raises(ConfigError, match="did you mean `lora_r`"):
+        registry.architectures.get("spacy-llm-tagger.DecoderTagger.v1")(name="x", lora_rank=4)
+    with pytest.raises(ConfigError, match=r"`xyz` in the \[model\] block. Known settings: name, unmask"):
+        registry.architectures.get("spacy-llm-tagger.DecoderTagger.v1")(name="x", xyz=4)
+
+
 def test_settings_are_validated_in_the_architecture():
     from spacy_llm_tagger.errors import ConfigError
 

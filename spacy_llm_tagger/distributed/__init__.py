@@ -3,6 +3,7 @@ from .data_parallel import (
     DataParallelOptimizer,
     configure_data_parallel_batcher,
     configure_data_parallel_optimizer,
+    WorkerBatch,
     data_parallel_config,
     split_batch,
 )
@@ -13,4 +14,5 @@ __all__ = [
     "configure_data_parallel_optimizer",
     "data_parallel_config",
     "split_batch",
+    "WorkerBatch",
 ]

@@ -11,7 +11,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-from ..errors import ConfigError
+from ..errors import ConfigError, MissingDependencyError
+from ..models.settings import check_model_settings
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ def load_training_config(config_path: Path, overrides: Dict[str, Any]):
     for section in ("training", "nlp", "components", "corpora"):
         if section not in config:
             raise ConfigError(f"{config_path} has no [{section}] section: is it a spaCy training config?")
+    check_model_settings(config)
     return config
 
 
@@ -59,7 +61,9 @@ def train(
         spacy_train(config_path, output, use_gpu=0 if gpus_per_worker > 0 else -1, overrides=overrides)
         return
     from .data_parallel import data_parallel_config
+    from .spacy_adapter import check_spacy_internals
 
+    check_spacy_internals()  # before any worker starts
     settings = TrainSettings(
         config=data_parallel_config(config).to_str(),
         output=str(output.resolve()) if output is not None else "",
@@ -77,7 +81,7 @@ def import_ray_train() -> Any:
         import ray
         import ray.train.torch  # noqa: F401
     except ImportError as err:
-        raise ConfigError(
+        raise MissingDependencyError(
             "--workers > 1 trains on Ray Train: pip install 'spacy-llm-tagger[ray]' "
             "(or train with --workers 1)."
         ) from err
@@ -130,7 +134,8 @@ def train_worker(settings_dict: Dict[str, Any]) -> None:
 
     import spacy_llm_tagger  # noqa: F401  (registers the pieces in the worker process)
 
-    from .data_parallel import broadcast_parameters, rank_zero_evaluation
+    from .data_parallel import broadcast_parameters, pass_step_shares, rank_zero_evaluation
+    from .spacy_adapter import hooks_in_spacy_training
 
     settings = TrainSettings(**settings_dict)
     rank = ray.train.get_context().get_world_rank()
@@ -149,7 +154,7 @@ def train_worker(settings_dict: Dict[str, Any]) -> None:
     nlp = init_nlp(config, use_gpu=use_gpu)
     broadcast_parameters(nlp)
     output = Path(settings.output) if settings.output and rank == 0 else None
-    with rank_zero_evaluation():
+    with hooks_in_spacy_training(pass_step_shares, rank_zero_evaluation()):
         train_nlp(
             nlp,
             output,

@@ -18,7 +18,7 @@ import srsly
 import torch
 from thinc.api import ArgsKwargs, Model, PyTorchWrapper_v2
 
-from ..errors import ConfigError
+from ..errors import ConfigError, NotInitializedError
 from .alignment import DocWindows, SubwordAligner
 from .batching import PassPlan, WindowPass, plan_passes
 from .loading import ModelLocation, special_token_frame
@@ -159,7 +159,7 @@ class DecoderModel(Model):
         """The loaded decoder; a clear error before ``nlp.initialize()`` or loading."""
         loaded = self.attrs["loaded"]
         if loaded is None:
-            raise ValueError(
+            raise NotInitializedError(
                 "The llm_tagger model has no weights yet: call nlp.initialize() before "
                 "using or training it, or load a trained pipeline with spacy.load()."
             )

@@ -110,7 +110,7 @@ def DecoderTagger(nO: Optional[int] = None, **settings: Any) -> Model[InT, OutT]
     ``nO``, the number of labels (set by the component in ``initialize``).
     """
     return DecoderModel(
-        "llm_decoder_tagger", forward, DecoderSettings(**settings), TAGGER_NETWORK, dims={"nO": nO}
+        "llm_decoder_tagger", forward, DecoderSettings.from_arguments(settings), TAGGER_NETWORK, dims={"nO": nO}
     )
 
 

@@ -20,6 +20,7 @@ Gradients the listeners send back go into the decoder's LoRA adapters.
 spacy-transformers is imported only when this architecture is used, so the
 core package does not depend on it (``pip install spacy-llm-tagger[trf]``).
 """
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, List, Sequence, Tuple, Union
 
@@ -31,6 +32,7 @@ from thinc.api import ArgsKwargs, Model, torch2xp, xp2torch
 from thinc.types import Ragged
 from torch import nn
 
+from ..errors import MissingDependencyError, NotSupportedError
 from .alignment import DocWindows
 from .batching import WindowPass, pad_windows
 from .decoder import DecoderModel, NetworkBuilder
@@ -51,13 +53,13 @@ def require_spacy_transformers() -> Any:
     try:
         from spacy_transformers import data_classes
     except ImportError as err:
-        raise ImportError(INSTALL_HINT) from err
+        raise MissingDependencyError(INSTALL_HINT) from err
     return data_classes
 
 
 def refuse_copy(*args: Any) -> Any:
     """nlp.replace_listeners would copy the decoder into every listening component."""
-    raise NotImplementedError(
+    raise NotSupportedError(
         "spacy-llm-tagger.DecoderTransformerModel.v1 cannot be copied (e.g. by "
         "nlp.replace_listeners): each copy would duplicate the whole decoder. Keep the "
         "components listening to the shared transformer, or use the llm_tagger "
@@ -110,7 +112,7 @@ def DecoderTransformerModel(**settings: Any) -> Model[List[Doc], Any]:
     return DecoderTransformer(
         "llm_decoder_transformer",
         forward,
-        DecoderSettings(**settings, head_dropout=0.0),
+        replace(DecoderSettings.from_arguments(settings, exclude=("head_dropout",)), head_dropout=0.0),
         ENCODER_NETWORK,
         dims={"nO": None},
         # called by nlp.replace_listeners before it edits the config: fail cleanly

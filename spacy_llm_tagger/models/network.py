@@ -13,6 +13,7 @@ import torch
 from thinc.api import ArgsKwargs, Model, torch2xp, xp2torch
 from torch import nn
 
+from ..errors import ModelError
 from .settings import DecoderSettings
 from .unmasking import LayerUnmasker, find_decoder_layers, parse_unmask
 
@@ -60,7 +61,10 @@ def build_unmasked_decoder(
         result = set_peft_model_state_dict(decoder, adapter_state)
         unexpected = getattr(result, "unexpected_keys", [])
         if unexpected:
-            raise ValueError(f"Adapter weights do not fit this base model: {unexpected[:5]}")
+            raise ModelError(
+                f"Adapter weights do not fit this base model (unexpected keys: {unexpected[:5]}); "
+                f"load them with the base model they were trained on."
+            )
     return decoder, unmasker
 
 

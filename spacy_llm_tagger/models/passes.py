@@ -12,6 +12,7 @@ from typing import Any, Callable, List, Optional, Sequence
 import torch
 from thinc.api import torch2xp
 
+from ..errors import OutOfMemoryError
 from .batching import WindowPass, split_pass
 from .decoder import LoadedDecoder
 
@@ -83,7 +84,8 @@ def is_out_of_memory(err: BaseException) -> bool:
 def predict_unless_out_of_memory(loaded: LoadedDecoder, batch: WindowPass, component: str) -> Optional[Any]:
     """Predict a pass, or return None on out-of-memory so the caller can split it.
 
-    A pass of one window that does not fit raises a MemoryError naming the fix.
+    A pass of one window that does not fit raises an OutOfMemoryError (a MemoryError) naming
+    the fix.
     """
     try:
         return predict_in_inference_mode(loaded, batch)
@@ -93,7 +95,7 @@ def predict_unless_out_of_memory(loaded: LoadedDecoder, batch: WindowPass, compo
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
         if batch.input_ids.shape[0] <= 1:
-            raise MemoryError(
+            raise OutOfMemoryError(
                 f"Out of memory on a single window of {batch.input_ids.shape[1]} subwords. "
                 f"Lower max_length (and max_batch_tokens) in the {component} model config."
             ) from err

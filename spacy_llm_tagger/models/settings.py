@@ -4,9 +4,10 @@ Both registered architectures take these settings as their arguments: their sign
 the ``llm_tagger`` component's default model config, are derived from
 :class:`DecoderSettings`, so a default changes in one place.
 """
+import difflib
 import inspect
 from dataclasses import MISSING, asdict, dataclass, fields
-from typing import Any, Callable, Dict, List, Sequence, TypeVar, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Sequence, TypeVar, Union
 
 from ..errors import ConfigError
 from .loading import DTYPES
@@ -123,6 +124,48 @@ class DecoderSettings:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_arguments(cls, arguments: Mapping[str, Any], exclude: Sequence[str] = ()) -> "DecoderSettings":
+        """The settings an architecture was called with; an unknown one is a ConfigError that
+        suggests the closest known name."""
+        known = [setting.name for setting in fields(cls) if setting.name not in exclude]
+        unknown = [key for key in arguments if key not in known]
+        if unknown:
+            raise unknown_settings_error(unknown, known, "the [model] block")
+        return cls(**arguments)
+
+
+def unknown_settings_error(unknown: Iterable[str], known: Sequence[str], where: str) -> ConfigError:
+    """A ConfigError naming each unknown setting, with the closest known name where one is close."""
+    problems = []
+    for key in unknown:
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+        hint = f" (did you mean `{close[0]}`?)" if close else ""
+        problems.append(f"`{key}`{hint}")
+    return ConfigError(
+        f"Unknown setting {', '.join(problems)} in {where}. Known settings: {', '.join(known)}."
+    )
+
+
+def check_model_settings(config: Mapping[str, Any], path: str = "") -> None:
+    """Check every block of ``config`` that names a spacy-llm-tagger architecture for
+    settings the architecture does not take, before spaCy validates the config (spaCy's error
+    names the unknown key only; this one suggests the closest known name)."""
+    from spacy.util import registry
+
+    for key, value in config.items():
+        if not isinstance(value, Mapping):
+            continue
+        where = f"{path}.{key}" if path else str(key)
+        architecture = value.get("@architectures")
+        if isinstance(architecture, str) and architecture.startswith(ARCHITECTURE_PREFIX):
+            if registry.has("architectures", architecture):
+                known = list(inspect.signature(registry.architectures.get(architecture)).parameters)
+                unknown = [k for k in value if not k.startswith("@") and k not in known]
+                if unknown:
+                    raise unknown_settings_error(unknown, known, f"[{where}]")
+        check_model_settings(value, where)
+
 
 def default_model_config(architecture: str, exclude: Sequence[str] = ()) -> Dict[str, Any]:
     """A ``[model]`` block for ``architecture`` holding every default of :class:`DecoderSettings`."""
@@ -134,6 +177,7 @@ def default_model_config(architecture: str, exclude: Sequence[str] = ()) -> Dict
 
 
 Architecture = TypeVar("Architecture", bound=Callable[..., Any])
+ARCHITECTURE_PREFIX = "spacy-llm-tagger."
 
 
 def takes_settings(

@@ -121,7 +121,7 @@ class LLMTagger(TrainablePipe):
         if label in self.cfg["labels"]:
             return 0
         if self.model.is_loaded:
-            raise ValueError(
+            raise ConfigError(
                 "Cannot add labels to an llm_tagger that is already initialized; "
                 "add them before nlp.initialize()."
             )

@@ -14,11 +14,11 @@ import sys
 import time
 from pathlib import Path
 
-from spacy.cli._util import parse_config_overrides
 from spacy.cli.train import train
 from spacy.util import load_config
 
 import spacy_llm_tagger  # noqa: F401  (registers the llm_tagger pieces)
+from spacy_llm_tagger.distributed.spacy_adapter import parse_overrides
 from spacy_llm_tagger.errors import ModelNotFoundError
 from spacy_llm_tagger.models.loading import PACKAGE_PREFIX, package_path
 
@@ -39,7 +39,7 @@ def main() -> None:
         at = rest.index("--gpu-id")
         use_gpu = int(rest[at + 1])
         rest = rest[:at] + rest[at + 2:]
-    overrides = parse_config_overrides(rest)
+    overrides = parse_overrides(rest)
     overrides = {k: resolve_package_path(v) for k, v in overrides.items()}
     # Model names in the config itself (e.g. spacy-transformers' `name`), except in
     # spacy-llm-tagger architectures, which resolve `package:` names on their own (and
