@@ -1,4 +1,5 @@
 """spacy-llm-tagger: fine-tuned, partly unmasked decoder LLMs as spaCy sequence labelers."""
+
 from . import corpus  # noqa: F401  (registers the reader)
 from .about import __version__
 from .models.decoder_tagger import DecoderTagger

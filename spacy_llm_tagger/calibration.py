@@ -5,6 +5,7 @@ sure). T changes the probabilities only, never the predicted tags. :func:`fit_te
 the T that minimises the negative log-likelihood of "this predicted span (token tag) is right" on
 dev data; :func:`calibrate` stores it in the pipeline folder (``cfg`` of the component).
 """
+
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, List, Optional, Sequence, Set, Tuple, Union
@@ -40,7 +41,8 @@ def find_tagger(nlp: Language, component: Optional[str] = None) -> Tuple[str, LL
         names = [name for name, pipe in nlp.pipeline if isinstance(pipe, LLMTagger)]
         raise ConfigError(
             f"Found llm_tagger components {names}; name the one to calibrate with --component."
-            if names else "The pipeline has no llm_tagger component."
+            if names
+            else "The pipeline has no llm_tagger component."
         )
     return taggers[0]
 
@@ -56,12 +58,14 @@ def collect(pipe: LLMTagger, examples: Iterable[Example], batch_size: int = 32) 
     label_index = {label: i for i, label in enumerate(pipe.labels)}
     held_out = HeldOut([], [])
     for at in tqdm(range(0, len(examples), batch_size), desc="scoring", unit="batch", leave=False):
-        batch = examples[at:at + batch_size]
+        batch = examples[at : at + batch_size]
         scores = pipe.model.predict([eg.predicted for eg in batch])
         held_out.scores.extend(pipe.model.ops.to_numpy(s) for s in scores)
         for eg in batch:
             if span_target:
-                aligned = eg.get_aligned_spans_y2x(list(pipe.target.spans_of(eg.reference)), allow_overlap=True)
+                aligned = eg.get_aligned_spans_y2x(
+                    list(pipe.target.spans_of(eg.reference)), allow_overlap=True
+                )
                 held_out.gold.append({(s.start, s.end, label_index.get(s.label_, -1)) for s in aligned})
             else:
                 values = eg.get_aligned(pipe.target.attr.upper(), as_string=True)
@@ -85,7 +89,9 @@ def outcomes(pipe: LLMTagger, held_out: HeldOut, temperature: float) -> Tuple[np
     return np.asarray(probs), np.asarray(right)
 
 
-def reliability_bins(probs: np.ndarray, right: np.ndarray, bins: int = 10) -> List[Tuple[float, float, float]]:
+def reliability_bins(
+    probs: np.ndarray, right: np.ndarray, bins: int = 10
+) -> List[Tuple[float, float, float]]:
     """For each non-empty equal-width confidence bin: (share of predictions, mean
     confidence, share right)."""
     which = np.minimum((probs * bins).astype(int), bins - 1)
@@ -99,7 +105,10 @@ def reliability_bins(probs: np.ndarray, right: np.ndarray, bins: int = 10) -> Li
 def expected_calibration_error(probs: np.ndarray, right: np.ndarray, bins: int = 10) -> float:
     """Sum over equal-width confidence bins of (share of predictions) x |accuracy - confidence|."""
     return float(
-        sum(share * abs(accuracy - confidence) for share, confidence, accuracy in reliability_bins(probs, right, bins))
+        sum(
+            share * abs(accuracy - confidence)
+            for share, confidence, accuracy in reliability_bins(probs, right, bins)
+        )
     )
 
 
@@ -108,7 +117,9 @@ def negative_log_likelihood(probs: np.ndarray, right: np.ndarray) -> float:
     return float(-(right * np.log(p) + (1 - right) * np.log(1 - p)).mean())
 
 
-def fit_temperature(pipe: LLMTagger, held_out: HeldOut, temperatures: Sequence[float] = TEMPERATURES) -> float:
+def fit_temperature(
+    pipe: LLMTagger, held_out: HeldOut, temperatures: Sequence[float] = TEMPERATURES
+) -> float:
     """The temperature (from a log-spaced grid, 0.05 to 20) with the lowest NLL of the outcomes."""
     losses = [negative_log_likelihood(*outcomes(pipe, held_out, float(t))) for t in temperatures]
     return round(float(temperatures[int(np.argmin(losses))]), 4)  # as stored in the cfg JSON

@@ -1,4 +1,5 @@
 """Corpus readers: one training Example per sentence, or documents cut into mixed lengths."""
+
 import math
 import random
 from pathlib import Path

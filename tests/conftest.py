@@ -2,6 +2,7 @@ import pytest
 
 from .util import make_tiny_model_dir
 
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     """A tiny random Llama-family decoder folder with a local tokenizer."""

@@ -1,4 +1,5 @@
 """Word-to-subword alignment and windowing for any spaCy tokenization."""
+
 import numpy as np
 import pytest
 import spacy
@@ -74,7 +75,7 @@ def test_long_doc_is_windowed_without_loss(tokenizer):
     for w in enc.windows[1:]:
         body = w[prefix:]
         for s in range(starts[-1] + 1, len(ids)):
-            if np.array_equal(ids[s:s + len(body)], body):
+            if np.array_equal(ids[s : s + len(body)], body):
                 starts.append(s)
                 break
     assert len(starts) == len(enc.windows)

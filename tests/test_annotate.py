@@ -1,4 +1,5 @@
 """`spacy-llm-tagger annotate`: order, count, bad input, resume after kill -9, engines agree."""
+
 import importlib.util
 import json
 import os
@@ -38,7 +39,10 @@ def write_jsonl(path, lines):
     return path
 
 
-GOOD = [json.dumps({"id": f"doc-{i}", "text": text, "source": "test"}, ensure_ascii=False) for i, text in enumerate(SENTENCES)]
+GOOD = [
+    json.dumps({"id": f"doc-{i}", "text": text, "source": "test"}, ensure_ascii=False)
+    for i, text in enumerate(SENTENCES)
+]
 BAD = [
     "{not json",
     json.dumps({"title": "no text"}),
@@ -53,8 +57,20 @@ BAD = [
 @pytest.fixture
 def mixed_input(tmp_path):
     # valid records with bad ones between them, and an empty text (valid, no spans)
-    lines = [GOOD[0], BAD[0], GOOD[1], BAD[1], BAD[2], GOOD[2], BAD[3], BAD[4], BAD[5], BAD[6],
-             json.dumps({"text": ""}), *GOOD[3:]]
+    lines = [
+        GOOD[0],
+        BAD[0],
+        GOOD[1],
+        BAD[1],
+        BAD[2],
+        GOOD[2],
+        BAD[3],
+        BAD[4],
+        BAD[5],
+        BAD[6],
+        json.dumps({"text": ""}),
+        *GOOD[3:],
+    ]
     return write_jsonl(tmp_path / "in.jsonl", lines)
 
 
@@ -78,13 +94,22 @@ def test_every_valid_record_once_in_order_bad_ones_reported(pipeline, mixed_inpu
     for line in lines:
         doc = nlp(line["text"])
         scores = doc.spans["scored_ents"].attrs["scores"]
-        assert line["spans"] == [{"start": e.start_char, "end": e.end_char, "label": e.label_, "score": round(p, 3)}
-                                 for e, p in zip(doc.ents, scores)]
+        assert line["spans"] == [
+            {"start": e.start_char, "end": e.end_char, "label": e.label_, "score": round(p, 3)}
+            for e, p in zip(doc.ents, scores)
+        ]
     errors = [json.loads(line) for line in (out / "errors.jsonl").read_text().splitlines()]
     assert [e["line"] for e in errors] == [2, 4, 5, 7, 8, 9, 10]
     reasons = " | ".join(e["reason"] for e in errors)
-    for expected in ("invalid JSON", "no 'text' field", "'text' is int", "invalid UTF-8", "over the limit",
-                     "empty line", "expected a JSON object"):
+    for expected in (
+        "invalid JSON",
+        "no 'text' field",
+        "'text' is int",
+        "invalid UTF-8",
+        "over the limit",
+        "empty line",
+        "expected a JSON object",
+    ):
         assert expected in reasons
     assert totals == {"shards": 4, "read": len(SENTENCES) + 8, "written": len(SENTENCES) + 1, "rejected": 7}
     assert json.loads((out / "summary.json").read_text()) == totals
@@ -144,8 +169,19 @@ def test_clear_errors_before_any_work(pipeline, tmp_path):
 def test_resumes_after_kill_9(pipeline, tmp_path):
     records = [json.dumps({"id": i, "text": SENTENCES[i % len(SENTENCES)]}) for i in range(120)]
     source = write_jsonl(tmp_path / "in.jsonl", records)
-    command = [sys.executable, "-m", "spacy_llm_tagger", "annotate", str(pipeline), str(source),
-               str(tmp_path / "out"), "--shard-size", "4", "--batch-size", "4"]
+    command = [
+        sys.executable,
+        "-m",
+        "spacy_llm_tagger",
+        "annotate",
+        str(pipeline),
+        str(source),
+        str(tmp_path / "out"),
+        "--shard-size",
+        "4",
+        "--batch-size",
+        "4",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 600  # a slow or busy machine still gets its 3 shards
@@ -169,7 +205,9 @@ def test_ray_engine_gives_the_local_output(pipeline, mixed_input, tmp_path):
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         annotate(pipeline, mixed_input, tmp_path / "local", shard_size=3, progress=False)
-        annotate(pipeline, mixed_input, tmp_path / "ray", engine="ray", workers=2, shard_size=3, progress=False)
+        annotate(
+            pipeline, mixed_input, tmp_path / "ray", engine="ray", workers=2, shard_size=3, progress=False
+        )
     finally:
         ray.shutdown()
     for name in ("errors.jsonl", "summary.json"):

@@ -1,4 +1,5 @@
 """Predictions do not depend on batching, padding or windowing."""
+
 import numpy as np
 import pytest
 

@@ -1,4 +1,5 @@
 """The llm_tagger component on a tiny random decoder: training, decoding, targets."""
+
 import numpy as np
 import pytest
 import spacy
@@ -192,8 +193,9 @@ def test_encoder_is_rejected(tmp_path):
     from .util import train_tokenizer
 
     tok = train_tokenizer()
-    cfg = transformers.BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1,
-                                  num_attention_heads=2, intermediate_size=32)
+    cfg = transformers.BertConfig(
+        vocab_size=len(tok), hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32
+    )
     transformers.AutoModel.from_config(cfg).save_pretrained(str(tmp_path))
     tok.save_pretrained(str(tmp_path))
     nlp = make_nlp(tmp_path)

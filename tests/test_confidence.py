@@ -1,4 +1,5 @@
 """Span and token confidences: forward-backward against brute-force enumeration."""
+
 import itertools
 
 import numpy as np
@@ -23,7 +24,9 @@ def valid(sequence, start, allowed):
 def enumerate_valid(log_probs):
     """Every valid tag sequence with its probability under the constrained model."""
     start, allowed = bio_constraints(N_LABELS)
-    sequences = [s for s in itertools.product(range(N_TAGS), repeat=len(log_probs)) if valid(s, start, allowed)]
+    sequences = [
+        s for s in itertools.product(range(N_TAGS), repeat=len(log_probs)) if valid(s, start, allowed)
+    ]
     weights = np.array([np.exp(sum(log_probs[i, t] for i, t in enumerate(s))) for s in sequences])
     return sequences, weights / weights.sum()
 
@@ -49,7 +52,12 @@ def test_marginals_equal_brute_force_enumeration(n_tokens):
     marginals = token_marginals(lattice)
     np.testing.assert_allclose(marginals, expected_tokens, atol=1e-9)
     np.testing.assert_allclose(marginals.sum(axis=1), 1.0, atol=1e-9)
-    every_span = [(b, e, label) for b in range(n_tokens) for e in range(b + 1, n_tokens + 1) for label in range(N_LABELS)]
+    every_span = [
+        (b, e, label)
+        for b in range(n_tokens)
+        for e in range(b + 1, n_tokens + 1)
+        for label in range(N_LABELS)
+    ]
     got = span_probabilities(log_probs, lattice, every_span)
     np.testing.assert_allclose(got, [span_mass.get(s, 0.0) for s in every_span], atol=1e-9)
 
@@ -103,7 +111,10 @@ from spacy_llm_tagger.errors import ConfigError  # noqa: E402
 from .test_component import make_nlp, ner_examples, train  # noqa: E402
 from .util import SENTENCES  # noqa: E402
 
-TEXTS = ["Peter Blackburn lives in Brussels .", "EU rejects German call to boycott British lamb ."] + SENTENCES
+TEXTS = [
+    "Peter Blackburn lives in Brussels .",
+    "EU rejects German call to boycott British lamb .",
+] + SENTENCES
 
 
 @pytest.fixture(scope="module")
@@ -183,7 +194,9 @@ def test_bad_threshold_is_a_clear_error(tiny_model_dir):
     with pytest.raises(ConfigError, match="threshold"):
         make_nlp(tiny_model_dir).add_pipe("llm_tagger", name="second", config={"threshold": 1.5})
     with pytest.raises(ConfigError, match="confidences"):
-        make_nlp(tiny_model_dir).add_pipe("llm_tagger", name="second", config={"threshold": 0.5, "confidences": False})
+        make_nlp(tiny_model_dir).add_pipe(
+            "llm_tagger", name="second", config={"threshold": 0.5, "confidences": False}
+        )
 
 
 def synthetic_overconfident(pipe, n_docs=300, n_tokens=8, flip=0.3, seed=0):

@@ -1,4 +1,5 @@
 """Data-parallel training: N Ray Train workers take the same steps as one worker."""
+
 import importlib.util
 import subprocess
 import sys
@@ -14,10 +15,10 @@ from spacy_llm_tagger.distributed import (
     DataParallelOptimizer,
     WorkerBatch,
     configure_data_parallel_batcher,
+    data_parallel,
     data_parallel_config,
     split_batch,
 )
-from spacy_llm_tagger.distributed import data_parallel
 from spacy_llm_tagger.distributed.training import train
 from spacy_llm_tagger.errors import ConfigError, DistributedError
 
@@ -139,8 +140,12 @@ def test_two_ray_train_workers_take_the_steps_of_one(tiny_model_dir, tmp_path):
 
 
 def test_train_cli_help_names_the_workers_option():
-    result = subprocess.run([sys.executable, "-m", "spacy_llm_tagger", "train", "--help"],
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "spacy_llm_tagger", "train", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "--workers" in result.stdout and "--gpus-per-worker" in result.stdout
 
 

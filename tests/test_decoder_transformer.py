@@ -1,4 +1,5 @@
 """The decoder as a spacy-transformers encoder shared by stock `ner` and `tagger` listeners."""
+
 from pathlib import Path
 
 import numpy as np
@@ -14,15 +15,26 @@ pytestmark = pytest.mark.trf
 CONFIG = Path(__file__).parent.parent / "projects" / "conll03" / "configs" / "llm_trf_ner_tag.cfg"
 
 TRAIN_DATA = [
-    ("Peter Blackburn visited Brussels on Monday .",
-     ["NNP", "NNP", "VBD", "NNP", "IN", "NNP", "."], [(0, 2, "PER"), (3, 4, "LOC")]),
-    ("The European Commission said it disagreed .",
-     ["DT", "NNP", "NNP", "VBD", "PRP", "VBD", "."], [(1, 3, "ORG")]),
-    ("Germany imports lamb from Britain .",
-     ["NNP", "VBZ", "NN", "IN", "NNP", "."], [(0, 1, "LOC"), (4, 5, "LOC")]),
-    ("John Smith works for Google in London .",
-     ["NNP", "NNP", "VBZ", "IN", "NNP", "IN", "NNP", "."],
-     [(0, 2, "PER"), (4, 5, "ORG"), (6, 7, "LOC")]),
+    (
+        "Peter Blackburn visited Brussels on Monday .",
+        ["NNP", "NNP", "VBD", "NNP", "IN", "NNP", "."],
+        [(0, 2, "PER"), (3, 4, "LOC")],
+    ),
+    (
+        "The European Commission said it disagreed .",
+        ["DT", "NNP", "NNP", "VBD", "PRP", "VBD", "."],
+        [(1, 3, "ORG")],
+    ),
+    (
+        "Germany imports lamb from Britain .",
+        ["NNP", "VBZ", "NN", "IN", "NNP", "."],
+        [(0, 1, "LOC"), (4, 5, "LOC")],
+    ),
+    (
+        "John Smith works for Google in London .",
+        ["NNP", "NNP", "VBZ", "IN", "NNP", "IN", "NNP", "."],
+        [(0, 2, "PER"), (4, 5, "ORG"), (6, 7, "LOC")],
+    ),
 ]
 
 
@@ -40,9 +52,7 @@ def examples(nlp):
         reference = nlp.make_doc(text)
         for token, tag in zip(reference, tags):
             token.tag_ = tag
-        reference.ents = [
-            spacy.tokens.Span(reference, s, e, label=label) for s, e, label in ents
-        ]
+        reference.ents = [spacy.tokens.Span(reference, s, e, label=label) for s, e, label in ents]
         out.append(Example(nlp.make_doc(text), reference))
     return out
 
@@ -110,9 +120,7 @@ def test_long_doc_uses_overlapping_windows(tiny_model_dir):
     alone = doc._.trf_data.model_output.last_hidden_state
     batch = list(nlp.pipe(["Hello .", text, "Germany imports lamb ."]))
     in_batch = batch[1]._.trf_data
-    per_token = lambda d: d.model_output.last_hidden_state.reshape(-1, alone.shape[-1])[
-        d.align.data
-    ]
+    per_token = lambda d: d.model_output.last_hidden_state.reshape(-1, alone.shape[-1])[d.align.data]
     np.testing.assert_allclose(per_token(data), per_token(in_batch), atol=1e-5)
 
 
@@ -165,9 +173,7 @@ def test_both_components_send_gradients_to_the_adapters(trained):
 
 def test_training_changes_the_adapters_only(tiny_model_dir, trained):
     module = decoder_module(trained)
-    changed = {
-        name for name, p in module.named_parameters() if "lora_B" in name and p.abs().sum() > 0
-    }
+    changed = {name for name, p in module.named_parameters() if "lora_B" in name and p.abs().sum() > 0}
     assert changed, "LoRA B matrices start at zero and must have been trained"
     assert all(not p.requires_grad for n, p in module.named_parameters() if "lora_" not in n)
 
@@ -181,9 +187,7 @@ def test_save_and_load_offline_identical(trained, tmp_path):
     loaded = spacy.load(tmp_path / "pipe")
     after = list(loaded.pipe(texts))
     for a, b in zip(before, after):
-        assert [(e.start, e.end, e.label_) for e in a.ents] == [
-            (e.start, e.end, e.label_) for e in b.ents
-        ]
+        assert [(e.start, e.end, e.label_) for e in a.ents] == [(e.start, e.end, e.label_) for e in b.ents]
         assert [t.tag_ for t in a] == [t.tag_ for t in b]
         np.testing.assert_array_equal(
             a._.trf_data.model_output.last_hidden_state,
@@ -232,21 +236,44 @@ SPAN_CAT_DATA = [
 def test_spancat_and_textcat_listen_to_the_same_decoder(tiny_model_dir):
     fix_random_seed(0)
     nlp = spacy.blank("en")
-    nlp.add_pipe("transformer", config={"model": {
-        "@architectures": "spacy-llm-tagger.DecoderTransformerModel.v1",
-        "name": str(tiny_model_dir), "unmask": "01", "lora_r": 4, "lora_alpha": 8,
-    }})
-    nlp.add_pipe("spancat", config={"spans_key": "sc", "model": {
-        "@architectures": "spacy.SpanCategorizer.v1",
-        "reducer": {"@layers": "spacy.mean_max_reducer.v1", "hidden_size": 32},
-        "scorer": {"@layers": "spacy.LinearLogistic.v1"},
-        "tok2vec": LISTENER,
-    }})
-    nlp.add_pipe("textcat", config={"model": {
-        "@architectures": "spacy.TextCatReduce.v1", "exclusive_classes": True,
-        "use_reduce_first": False, "use_reduce_last": False, "use_reduce_max": False,
-        "use_reduce_mean": True, "tok2vec": LISTENER,
-    }})
+    nlp.add_pipe(
+        "transformer",
+        config={
+            "model": {
+                "@architectures": "spacy-llm-tagger.DecoderTransformerModel.v1",
+                "name": str(tiny_model_dir),
+                "unmask": "01",
+                "lora_r": 4,
+                "lora_alpha": 8,
+            }
+        },
+    )
+    nlp.add_pipe(
+        "spancat",
+        config={
+            "spans_key": "sc",
+            "model": {
+                "@architectures": "spacy.SpanCategorizer.v1",
+                "reducer": {"@layers": "spacy.mean_max_reducer.v1", "hidden_size": 32},
+                "scorer": {"@layers": "spacy.LinearLogistic.v1"},
+                "tok2vec": LISTENER,
+            },
+        },
+    )
+    nlp.add_pipe(
+        "textcat",
+        config={
+            "model": {
+                "@architectures": "spacy.TextCatReduce.v1",
+                "exclusive_classes": True,
+                "use_reduce_first": False,
+                "use_reduce_last": False,
+                "use_reduce_max": False,
+                "use_reduce_mean": True,
+                "tok2vec": LISTENER,
+            }
+        },
+    )
     egs = []
     for text, spans, cat in SPAN_CAT_DATA:
         cats = {label: float(label == cat) for label in ("TRAVEL", "TRADE")}

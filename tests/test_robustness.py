@@ -1,4 +1,5 @@
 """Hostile input and faults: nothing crashes deep in torch, nothing is dropped."""
+
 import numpy as np
 import pytest
 import torch
@@ -91,8 +92,11 @@ def test_misaligned_and_empty_training_examples(tiny_model_dir):
     nlp = make_nlp(tiny_model_dir)
     examples = ner_examples(nlp)
     # reference tokenized differently from the predicted doc: aligned, not wrong
-    ref = Doc(nlp.vocab, words=["PeterBlackburn", "lives", "in", "Brussels", "."],
-              spaces=[True, True, True, False, False])
+    ref = Doc(
+        nlp.vocab,
+        words=["PeterBlackburn", "lives", "in", "Brussels", "."],
+        spaces=[True, True, True, False, False],
+    )
     ref.ents = [Span(ref, 0, 1, "PER"), Span(ref, 3, 4, "LOC")]
     predicted = nlp.make_doc("PeterBlackburn lives in Brussels.")
     misaligned = Example(predicted, ref)

@@ -3,6 +3,7 @@
 The folders were written by ``tests/fixtures/make_saved_pipelines.py`` (see its docstring);
 they carry their tiny base decoder (``store_base_weights = true``), so nothing is looked up.
 """
+
 import json
 from pathlib import Path
 
@@ -24,7 +25,9 @@ def test_llm_tagger_folder_from_0_1_0_loads_with_identical_predictions():
     scores = tagger.model.predict([nlp.make_doc(t) for t in TEXTS])
     assert len(scores) == len(expected["scores"])
     for got, want in zip(scores, expected["scores"]):
-        np.testing.assert_allclose(tagger.model.ops.to_numpy(got), np.asarray(want).reshape(-1, got.shape[1]), atol=1e-4)
+        np.testing.assert_allclose(
+            tagger.model.ops.to_numpy(got), np.asarray(want).reshape(-1, got.shape[1]), atol=1e-4
+        )
 
 
 def test_llm_tagger_folder_from_0_1_0_round_trips(tmp_path):

@@ -1,4 +1,5 @@
 """Saving and loading pipelines offline; clear errors for missing pieces."""
+
 import shutil
 
 import numpy as np

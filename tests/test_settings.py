@@ -1,4 +1,5 @@
 """The settings are written once: both architectures and the component's defaults derive from them."""
+
 import inspect
 from dataclasses import MISSING, fields
 

@@ -1,4 +1,5 @@
 """`spacy train` with the project's config on a tiny random decoder."""
+
 from pathlib import Path
 
 import spacy
@@ -39,8 +40,10 @@ def test_spacy_train_with_the_project_config(tiny_model_dir, tmp_path, capsys):
     assert "LOSS LLM_T" in out and "ENTS_F" in out
     best = spacy.load(tmp_path / "out" / "model-best")
     scores = best.evaluate(
-        [__import__("spacy").training.Example(best.make_doc(d.text), d)
-         for d in DocBin().from_disk(tmp_path / "dev.spacy").get_docs(best.vocab)]
+        [
+            __import__("spacy").training.Example(best.make_doc(d.text), d)
+            for d in DocBin().from_disk(tmp_path / "dev.spacy").get_docs(best.vocab)
+        ]
     )
     assert scores["ents_f"] > 0.5, scores
     assert best.meta["performance"]["ents_f"] > 0.5

@@ -1,4 +1,5 @@
 """Per-layer unmasking, per decoder family: causality, bidirectionality, padding."""
+
 import pytest
 import torch
 

@@ -1,4 +1,5 @@
 """Tiny random decoders and a locally trained tokenizer: no hub access."""
+
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -59,9 +60,7 @@ def tiny_config(family: str, vocab_size: int, n_layers: int = 3) -> Any:
     if family == "qwen3":
         return transformers.Qwen3Config(head_dim=8, **common)
     if family == "gemma2":
-        return transformers.Gemma2Config(
-            head_dim=8, sliding_window=6, query_pre_attn_scalar=8, **common
-        )
+        return transformers.Gemma2Config(head_dim=8, sliding_window=6, query_pre_attn_scalar=8, **common)
     if family == "gemma3":
         # Gemma 3's mix: sliding-window layers with a global layer after every two
         return transformers.Gemma3TextConfig(

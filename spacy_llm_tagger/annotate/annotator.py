@@ -4,6 +4,7 @@
 engine calls it in its own process, the Ray engine makes it a Ray Data actor, so both give
 the same bytes for the same shard.
 """
+
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,7 +63,11 @@ class ShardAnnotator:
             payload = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines).encode("utf8")
         else:
             payload = docbin_bytes(records, docs)
-        done = {"read": len(records) + len(rejected), "written": len(docs), "rejected": [r.to_dict() for r in rejected]}
+        done = {
+            "read": len(records) + len(rejected),
+            "written": len(docs),
+            "rejected": [r.to_dict() for r in rejected],
+        }
         return ShardResult(spec, payload, done, sum(len(doc) for doc in docs))
 
     def _input(self, record: Record) -> Union[str, Doc]:
@@ -83,7 +88,9 @@ def ents_scores_key(nlp: Any) -> Optional[str]:
     return None
 
 
-def spans_json(spans: Iterable[Span], scores: Optional[Sequence[Optional[float]]] = None) -> List[Dict[str, Any]]:
+def spans_json(
+    spans: Iterable[Span], scores: Optional[Sequence[Optional[float]]] = None
+) -> List[Dict[str, Any]]:
     """Spans with character offsets, labels and, where known, probabilities."""
     out = [{"start": s.start_char, "end": s.end_char, "label": s.label_} for s in spans]
     for item, score in zip(out, scores or []):
@@ -103,7 +110,8 @@ def record_json(record: Record, doc: Doc, scores_key: Optional[str] = None) -> D
     line: Dict[str, Any] = {"id": record.id, "text": record.text, "spans": spans_json(doc.ents, ent_scores)}
     groups = {
         key: spans_json(group, group.attrs.get("scores"))
-        for key, group in doc.spans.items() if key != scores_key
+        for key, group in doc.spans.items()
+        if key != scores_key
     }
     if groups:
         line["span_groups"] = groups

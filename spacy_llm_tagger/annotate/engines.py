@@ -5,6 +5,7 @@ same :class:`ShardAnnotator`, so their output is the same. The Ray engine follow
 batch-inference pattern: ``map_batches`` with an actor class that loads the pipeline once
 (a pool of ``workers`` actors), one shard per batch, order preserved.
 """
+
 from dataclasses import asdict, dataclass
 from typing import Any, Dict, Iterator, List, Optional
 
@@ -29,7 +30,9 @@ def run_local(pending: List[ShardSpec], settings: AnnotatorSettings) -> Iterator
     """One process, one pipeline, shard after shard."""
     if not pending:
         return
-    annotator = ShardAnnotator(settings.model, settings.output_format, settings.batch_size, settings.max_chars)
+    annotator = ShardAnnotator(
+        settings.model, settings.output_format, settings.batch_size, settings.max_chars
+    )
     for spec in pending:
         yield annotator(spec)
 
@@ -39,8 +42,11 @@ class RayShardAnnotator:
 
     def __init__(self, settings: Dict[str, Any], threads: int) -> None:
         self.annotator = ShardAnnotator(
-            settings["model"], settings["output_format"], settings["batch_size"],
-            settings["max_chars"], threads=threads,
+            settings["model"],
+            settings["output_format"],
+            settings["batch_size"],
+            settings["max_chars"],
+            threads=threads,
         )
 
     def __call__(self, batch: Dict[str, Any]) -> Dict[str, list]:
@@ -97,7 +103,6 @@ def import_ray() -> Any:
         import ray.data  # noqa: F401
     except ImportError as err:
         raise ConfigError(
-            "--engine ray needs Ray Data: pip install 'spacy-llm-tagger[ray]' "
-            "(or use --engine local)."
+            "--engine ray needs Ray Data: pip install 'spacy-llm-tagger[ray]' (or use --engine local)."
         ) from err
     return ray

@@ -6,6 +6,7 @@ driver, by scanning line starts; each engine then reads its shards itself, so no
 passes through the driver. Reading validates: a bad record becomes a :class:`Rejected`
 with its line number and reason, never an exception.
 """
+
 import copy
 import functools
 import json
@@ -69,9 +70,7 @@ def input_files(path: Union[str, Path]) -> List[Path]:
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in SUFFIXES)
         if not files:
-            raise DataError(
-                f"INPUT folder {str(path)!r} holds no {', '.join(SUFFIXES)} files."
-            )
+            raise DataError(f"INPUT folder {str(path)!r} holds no {', '.join(SUFFIXES)} files.")
     else:
         if path.suffix not in SUFFIXES:
             raise DataError(

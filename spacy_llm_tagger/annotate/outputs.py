@@ -12,6 +12,7 @@ Every file is written to a temporary name and renamed, so a run killed at any mo
 only whole files; a shard counts as finished once its ``.done.json`` exists, and a rerun
 redoes the others.
 """
+
 import json
 import os
 from dataclasses import asdict

@@ -3,6 +3,7 @@
 Written as JSONL that annotation tools read as pre-annotated tasks (Prodigy's ``ner.manual``
 among them): ``{"text", "spans": [{"start", "end", "label", "score"}], "meta": {...}}``.
 """
+
 import heapq
 import json
 from pathlib import Path

@@ -4,6 +4,7 @@ Checks MODEL, INPUT and OUTPUT before any work, plans the shards, skips those a 
 run finished, annotates the rest with the chosen engine while writing each shard as it
 arrives (in order), then writes ``errors.jsonl`` and ``summary.json``.
 """
+
 import sys
 import time
 from pathlib import Path
@@ -53,8 +54,7 @@ def annotate(
         raise ConfigError("--workers and --batch-size must be at least 1.")
     if engine == "local" and (workers != 1 or gpus_per_worker or address):
         raise ConfigError(
-            "--workers, --gpus-per-worker and --address need --engine ray; the local engine "
-            "runs one process."
+            "--workers, --gpus-per-worker and --address need --engine ray; the local engine runs one process."
         )
     if engine == "ray":
         import_ray()
@@ -102,9 +102,7 @@ def check_model(model: Union[str, Path]) -> None:
     path = Path(model)
     if path.exists():
         if not (path / "config.cfg").exists():
-            raise ModelNotFoundError(
-                f"MODEL {str(model)!r} is not a spaCy pipeline folder (no config.cfg)."
-            )
+            raise ModelNotFoundError(f"MODEL {str(model)!r} is not a spaCy pipeline folder (no config.cfg).")
         return
     if not is_package(str(model)):
         raise ModelNotFoundError(

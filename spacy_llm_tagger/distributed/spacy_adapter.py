@@ -67,9 +67,7 @@ def check_spacy_internals() -> None:
             f"(expected it to start with {LOOP_PARAMETERS})"
         )
     if "train_while_improving" not in loop.train.__code__.co_names:
-        raise changed(
-            "spacy.training.loop.train (it no longer calls train_while_improving by name)"
-        )
+        raise changed("spacy.training.loop.train (it no longer calls train_while_improving by name)")
     slots = getattr(Optimizer, "__slots__", None)
     if not isinstance(slots, (list, tuple)) or hasattr(Optimizer(0.001), "__dict__"):
         raise changed("thinc.api.Optimizer (its state is no longer all in __slots__)")

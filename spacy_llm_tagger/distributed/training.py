@@ -5,6 +5,7 @@ processes joined in a ``torch.distributed`` group (gloo on CPU, NCCL on GPU); ea
 own training loop on the same config with the data-parallel batcher and optimizer of
 :mod:`.data_parallel`, and worker 0 writes ``OUTPUT/model-best`` and ``OUTPUT/model-last``.
 """
+
 import io
 import sys
 from dataclasses import asdict, dataclass

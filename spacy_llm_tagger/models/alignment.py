@@ -14,6 +14,7 @@ line breaks) into segments of whole sentences of at most that many subwords, eac
 tokenized on its own as if it were a doc of its own; a sentence longer than that
 gets windows of ``sentence_length`` (overlapping if it is longer still).
 """
+
 from dataclasses import dataclass
 from typing import Any, List, Optional, Sequence, Tuple
 
@@ -24,9 +25,7 @@ from spacy.tokens import Doc
 
 from ..errors import ConfigError
 
-_WHITESPACE = np.asarray(
-    [c for c in range(0x3100) if chr(c).isspace()], dtype=np.uint32
-)
+_WHITESPACE = np.asarray([c for c in range(0x3100) if chr(c).isspace()], dtype=np.uint32)
 SENTENCE_FINAL = (".", "!", "?", "...", "\u2026", "\u3002", "\uff01", "\uff1f", "\u061f", "\u0964")
 _SENTENCE_FINAL_IDS = np.asarray([get_string_id(text) for text in SENTENCE_FINAL], dtype=np.uint64)
 
@@ -63,9 +62,7 @@ class SubwordAligner:
                 f"{len(self.prefix) + len(self.suffix)} special tokens."
             )
         self.overlap = max(0, min(window_overlap, self.content_length // 2))
-        self.filler_id = int(
-            tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        )
+        self.filler_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
 
     def __call__(
         self,
@@ -113,7 +110,9 @@ class SubwordAligner:
             return self._window(ids, first, end, self.content_length)
         size = max(2, segment_length - frame)
         long_size = max(size, (sentence_length or segment_length) - frame)
-        return self._segmented(doc, text, spans, first, end, len(ids), size, min(long_size, self.content_length))
+        return self._segmented(
+            doc, text, spans, first, end, len(ids), size, min(long_size, self.content_length)
+        )
 
     def _token_subwords(
         self,
@@ -209,9 +208,7 @@ class SubwordAligner:
         local_end = np.minimum(end - window_start, size)
         local_end = np.maximum(local_end, local_start + 1)
         offset = len(self.prefix)
-        windows = [
-            np.concatenate([self.prefix, ids[s:s + size], self.suffix]) for s in starts
-        ]
+        windows = [np.concatenate([self.prefix, ids[s : s + size], self.suffix]) for s in starts]
         return DocWindows(
             windows,
             token_window,
@@ -304,9 +301,7 @@ def _effective_offsets(text: str, offsets: np.ndarray, non_space: Optional[np.nd
         non_space = non_space_positions(text)
     if len(non_space):
         pos = np.searchsorted(non_space, starts, side="left")
-        next_char = np.where(
-            pos < len(non_space), non_space[np.minimum(pos, len(non_space) - 1)], len(text)
-        )
+        next_char = np.where(pos < len(non_space), non_space[np.minimum(pos, len(non_space) - 1)], len(text))
         has_text = next_char < ends
         starts = np.where(has_text, next_char, starts)
     starts = np.maximum.accumulate(starts)

@@ -5,6 +5,7 @@ padding stays small; each :class:`WindowPass` knows which windows it runs and wh
 it reads, so its output can be put back in doc order. :func:`split_pass` halves a pass (for
 out-of-memory retries). Both architectures plan their passes here.
 """
+
 from dataclasses import dataclass
 from typing import List, Sequence, Tuple
 
@@ -44,9 +45,7 @@ class PassPlan:
         return int(sum(self.doc_lengths))
 
 
-def plan_passes(
-    encoded: Sequence[DocWindows], max_batch_tokens: int, pad_id: int, pooling: str
-) -> PassPlan:
+def plan_passes(encoded: Sequence[DocWindows], max_batch_tokens: int, pad_id: int, pooling: str) -> PassPlan:
     """Group all windows by length (at most ``max_batch_tokens`` padded subwords a pass).
 
     ``pooling`` says which subwords of a token are read: "first" or all of them ("mean").

@@ -7,6 +7,7 @@ hands it a :class:`NetworkBuilder`: the torch network it puts on the decoder (a 
 head, or none for the shared encoder) and how a forward pass feeds that network.
 After loading, :attr:`DecoderModel.loaded` is the typed :class:`LoadedDecoder`.
 """
+
 import copy
 import os
 import tempfile
@@ -258,9 +259,7 @@ class DecoderModel(Model):
         prefix, suffix = special_token_frame(tokenizer)
         loaded = LoadedDecoder(
             tokenizer=tokenizer,
-            aligner=SubwordAligner(
-                tokenizer, prefix, suffix, settings.max_length, settings.window_overlap
-            ),
+            aligner=SubwordAligner(tokenizer, prefix, suffix, settings.max_length, settings.window_overlap),
             module=network,
             wrapper=wrapper,
             convert_inputs=builder.convert_inputs,

@@ -4,6 +4,7 @@ A Thinc ``Model[List[Doc], List[Floats2d]]``: one row of label scores per token,
 decoder core (decoder.py) with a pooling + linear head on top. The network is built and the
 weights loaded in ``initialize`` (or when a saved pipeline is loaded), never at construction.
 """
+
 import inspect
 from typing import Any, Callable, List, Optional, Tuple
 
@@ -72,7 +73,9 @@ class DecoderTaggerModule(DecoderNetwork):
         return self.head(self.dropout(pooled))  # type: ignore[misc]
 
 
-def build_tagger_module(model: DecoderModel, decoder: Any, unmasker: LayerUnmasker, base_config: Any) -> DecoderTaggerModule:
+def build_tagger_module(
+    model: DecoderModel, decoder: Any, unmasker: LayerUnmasker, base_config: Any
+) -> DecoderTaggerModule:
     settings = model.settings
     return DecoderTaggerModule(
         decoder,
@@ -110,7 +113,11 @@ def DecoderTagger(nO: Optional[int] = None, **settings: Any) -> Model[InT, OutT]
     ``nO``, the number of labels (set by the component in ``initialize``).
     """
     return DecoderModel(
-        "llm_decoder_tagger", forward, DecoderSettings.from_arguments(settings), TAGGER_NETWORK, dims={"nO": nO}
+        "llm_decoder_tagger",
+        forward,
+        DecoderSettings.from_arguments(settings),
+        TAGGER_NETWORK,
+        dims={"nO": nO},
     )
 
 

@@ -20,6 +20,7 @@ Gradients the listeners send back go into the decoder's LoRA adapters.
 spacy-transformers is imported only when this architecture is used, so the
 core package does not depend on it (``pip install spacy-llm-tagger[trf]``).
 """
+
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, List, Sequence, Tuple, Union
@@ -76,7 +77,9 @@ class DecoderEncoderModule(DecoderNetwork):
         return self.hidden_states(input_ids, attention_mask, position_ids).float()
 
 
-def build_encoder_module(model: DecoderModel, decoder: nn.Module, unmasker: LayerUnmasker, base_config: Any) -> DecoderEncoderModule:
+def build_encoder_module(
+    model: DecoderModel, decoder: nn.Module, unmasker: LayerUnmasker, base_config: Any
+) -> DecoderEncoderModule:
     model.set_dim("nO", int(base_config.hidden_size), force=True)
     return DecoderEncoderModule(decoder, unmasker, model.settings.merges_adapters)
 

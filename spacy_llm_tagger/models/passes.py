@@ -6,6 +6,7 @@ runs out of GPU memory is split in halves and retried, down to single windows. B
 architectures put each :class:`PassOutput` back in doc order from its pass's ``tokens``
 (the tagger) or ``windows`` (the shared encoder).
 """
+
 from dataclasses import dataclass
 from typing import Any, Callable, List, Optional, Sequence
 
@@ -43,9 +44,7 @@ def _predict_splitting_on_oom(loaded: LoadedDecoder, batch: WindowPass, componen
     if output is not None:
         return [PassOutput(batch, output, no_backprop)]
     return [
-        result
-        for half in split_pass(batch)
-        for result in _predict_splitting_on_oom(loaded, half, component)
+        result for half in split_pass(batch) for result in _predict_splitting_on_oom(loaded, half, component)
     ]
 
 

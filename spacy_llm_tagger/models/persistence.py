@@ -13,6 +13,7 @@ A saved model folder holds:
 - ``base/`` (only with ``store_base_weights = true``): the full base weights,
   so the folder (and a ``spacy package`` wheel) is self-contained.
 """
+
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,8 +146,7 @@ def adapters_do_not_fit(path: Union[str, Path], name: str, err: Exception) -> Mo
 
 def head_does_not_fit(path: Union[str, Path], err: Exception) -> ModelError:
     return ModelError(
-        f"{Path(path) / HEAD_FILE} does not fit this model (labels or hidden size "
-        f"differ): {err}"
+        f"{Path(path) / HEAD_FILE} does not fit this model (labels or hidden size differ): {err}"
     )
 
 

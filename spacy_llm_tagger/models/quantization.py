@@ -8,6 +8,7 @@ values that one int8 scale per row cannot hold. The head stays float32. The full
 network is kept: it is what trains and what is saved; the copy only predicts, and is built
 again after the weights change.
 """
+
 import copy
 import warnings
 from typing import List
@@ -65,7 +66,8 @@ def int8_copy(network: DecoderNetwork) -> DecoderNetwork:
 def int8_layer_names(module: nn.Module) -> List[str]:
     """The linear layers that become int8: all but the output projections."""
     return [
-        name for name, layer in module.named_modules()
+        name
+        for name, layer in module.named_modules()
         if isinstance(layer, nn.Linear) and name.rsplit(".", 1)[-1] not in FLOAT_LINEARS
     ]
 

@@ -4,6 +4,7 @@ Both registered architectures take these settings as their arguments: their sign
 the ``llm_tagger`` component's default model config, are derived from
 :class:`DecoderSettings`, so a default changes in one place.
 """
+
 import difflib
 import inspect
 from dataclasses import MISSING, asdict, dataclass, fields
@@ -91,9 +92,7 @@ class DecoderSettings:
         if self.max_batch_tokens < 0:
             raise ConfigError("max_batch_tokens must be >= 0 (0 = automatic for the device).")
         if self.inference_window < 0 or 0 < self.inference_window < 8:
-            raise ConfigError(
-                "inference_window must be 0 (learned from training) or at least 8 subwords."
-            )
+            raise ConfigError("inference_window must be 0 (learned from training) or at least 8 subwords.")
         if self.keep_layers < 0:
             raise ConfigError("keep_layers must be >= 0 (0 keeps every decoder layer).")
         if self.quantize not in QUANTIZE_MODES:

@@ -9,6 +9,7 @@ Layers with a sliding window (Mistral, Gemma 2/3, Qwen2 with sliding layers)
 keep their window when unmasked, made symmetric: a position attends to the
 positions less than ``sliding_window`` away on either side.
 """
+
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -106,8 +107,7 @@ def find_decoder_layers(model: nn.Module) -> nn.ModuleList:
         if isinstance(module, nn.ModuleList) and len(module) == n_layers:
             return module
     raise ModelError(
-        f"Could not find the decoder layers of {type(model).__name__}: expected a "
-        f"list of {n_layers} blocks."
+        f"Could not find the decoder layers of {type(model).__name__}: expected a list of {n_layers} blocks."
     )
 
 
@@ -197,8 +197,8 @@ class PaddingState:
         if not has_padding and not needs_window:
             if like is None and not eager:
                 return None
-        device = like.device if like is not None else (
-            keep.device if keep is not None else torch.device("cpu")
+        device = (
+            like.device if like is not None else (keep.device if keep is not None else torch.device("cpu"))
         )
         batch = keep.shape[0] if keep is not None else 1
         if keep is None:

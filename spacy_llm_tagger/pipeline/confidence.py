@@ -7,6 +7,7 @@ best sequence; forward-backward gives its marginals: the probability that a pred
 exactly a span (B-X, then I-X up to its end, then no I-X), and each token's tag probability.
 All in log space, vectorised over docs like the Viterbi decoding.
 """
+
 from typing import List, NamedTuple, Sequence, Tuple
 
 import numpy as np
@@ -44,12 +45,16 @@ def forward_backward_batch(
     lattices: List[Lattice] = [empty] * len(log_probs)
     penalty = np.where(allowed, 0.0, -np.inf)
     for docs in length_groups(lengths, max_cells):
-        for doc, lattice in zip(docs.tolist(), _forward_backward_sorted([log_probs[d] for d in docs], start, penalty)):
+        for doc, lattice in zip(
+            docs.tolist(), _forward_backward_sorted([log_probs[d] for d in docs], start, penalty)
+        ):
             lattices[doc] = lattice
     return lattices
 
 
-def _forward_backward_sorted(seqs: Sequence[np.ndarray], start: np.ndarray, penalty: np.ndarray) -> List[Lattice]:
+def _forward_backward_sorted(
+    seqs: Sequence[np.ndarray], start: np.ndarray, penalty: np.ndarray
+) -> List[Lattice]:
     """Forward-backward over docs sorted longest first (the docs still running are a prefix)."""
     n_docs, n_tags = len(seqs), len(start)
     padded, lengths, running = pad_sorted(seqs)
@@ -80,7 +85,7 @@ def span_probabilities(
     out = np.zeros(len(spans), dtype=np.float64)
     for i, (begin, end, label) in enumerate(spans):
         b_tag, i_tag = 1 + 2 * label, 2 + 2 * label
-        score = lattice.log_alpha[begin, b_tag] + log_probs[begin + 1:end, i_tag].sum()
+        score = lattice.log_alpha[begin, b_tag] + log_probs[begin + 1 : end, i_tag].sum()
         if end < n_tokens:  # the next token ends the span: O or a B tag
             score += logsumexp(log_probs[end, not_inside] + lattice.log_beta[end, not_inside], axis=0)
         out[i] = np.exp(score - lattice.log_z)

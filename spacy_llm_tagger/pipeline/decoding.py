@@ -1,4 +1,5 @@
 """Constrained decoding of BIO tag scores into valid, non-overlapping spans."""
+
 from typing import Iterator, List, Sequence, Tuple
 
 import numpy as np

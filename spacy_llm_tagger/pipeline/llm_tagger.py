@@ -1,4 +1,5 @@
 """The ``llm_tagger`` factory and its TrainablePipe."""
+
 from itertools import islice
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Union
@@ -64,8 +65,14 @@ def make_llm_tagger(
     scores_key: the span group that holds every predicted entity with its score.
     """
     return LLMTagger(
-        nlp.vocab, model, name, target=target, overwrite=overwrite,
-        confidences=confidences, threshold=threshold, scores_key=scores_key,
+        nlp.vocab,
+        model,
+        name,
+        target=target,
+        overwrite=overwrite,
+        confidences=confidences,
+        threshold=threshold,
+        scores_key=scores_key,
     )
 
 
@@ -102,7 +109,12 @@ class LLMTagger(TrainablePipe):
         self.confidences = confidences
         self.score_settings = ScoreSettings(threshold, scores_key)
         # temperature: set by `spacy-llm-tagger calibrate`, saved with the cfg
-        self.cfg: Dict[str, Any] = {"labels": [], "target": target, "overwrite": overwrite, "temperature": 1.0}
+        self.cfg: Dict[str, Any] = {
+            "labels": [],
+            "target": target,
+            "overwrite": overwrite,
+            "temperature": 1.0,
+        }
 
     @property
     def labels(self) -> List[str]:
@@ -139,9 +151,7 @@ class LLMTagger(TrainablePipe):
         if labels is not None:
             self.cfg["labels"] = sorted(set(labels))
         elif not self.cfg["labels"]:
-            self.cfg["labels"] = self.target.labels_from_docs(
-                eg.reference for eg in get_examples()
-            )
+            self.cfg["labels"] = self.target.labels_from_docs(eg.reference for eg in get_examples())
         if not self.cfg["labels"]:
             raise DataError(
                 f"No labels found for the llm_tagger '{self.name}' (target "
@@ -164,7 +174,9 @@ class LLMTagger(TrainablePipe):
         scores = [self.model.ops.to_numpy(s) for s in self.model.predict(docs)]
         return self.decode_scores(scores)
 
-    def decode_scores(self, scores: List[np.ndarray], temperature: Optional[float] = None) -> List[Prediction]:
+    def decode_scores(
+        self, scores: List[np.ndarray], temperature: Optional[float] = None
+    ) -> List[Prediction]:
         """Tags (and, if ``confidences``, their probabilities) from the head's scores."""
         tags = self.target.decode_batch(scores, self.labels)
         if not self.confidences:

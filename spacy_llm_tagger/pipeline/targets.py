@@ -3,6 +3,7 @@
 A target knows how to collect labels, read gold tags from an ``Example``,
 decode scores into valid output, write annotations, and score.
 """
+
 from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
@@ -49,14 +50,23 @@ class Target:
         return [self.decode(doc_scores, labels) for doc_scores in scores]
 
     def confidences(
-        self, scores: Sequence[np.ndarray], tags: Sequence[np.ndarray], labels: Sequence[str], temperature: float
+        self,
+        scores: Sequence[np.ndarray],
+        tags: Sequence[np.ndarray],
+        labels: Sequence[str],
+        temperature: float,
     ) -> List[np.ndarray]:
         """Per doc: the probability of each predicted token tag (or span, for span targets)."""
         raise NotImplementedError
 
     def set_annotations(
-        self, doc: Doc, tags: np.ndarray, labels: Sequence[str], overwrite: bool,
-        confidences: Optional[np.ndarray] = None, settings: Optional["ScoreSettings"] = None,
+        self,
+        doc: Doc,
+        tags: np.ndarray,
+        labels: Sequence[str],
+        overwrite: bool,
+        confidences: Optional[np.ndarray] = None,
+        settings: Optional["ScoreSettings"] = None,
     ) -> None:
         raise NotImplementedError
 
@@ -112,7 +122,11 @@ class TokenAttrTarget(Target):
         return f"{self.attr}_score"
 
     def confidences(
-        self, scores: Sequence[np.ndarray], tags: Sequence[np.ndarray], labels: Sequence[str], temperature: float
+        self,
+        scores: Sequence[np.ndarray],
+        tags: Sequence[np.ndarray],
+        labels: Sequence[str],
+        temperature: float,
     ) -> List[np.ndarray]:
         out = []
         for doc_scores, doc_tags in zip(scores, tags):
@@ -124,8 +138,13 @@ class TokenAttrTarget(Target):
         return out
 
     def set_annotations(
-        self, doc: Doc, tags: np.ndarray, labels: Sequence[str], overwrite: bool,
-        confidences: Optional[np.ndarray] = None, settings: Optional[ScoreSettings] = None,
+        self,
+        doc: Doc,
+        tags: np.ndarray,
+        labels: Sequence[str],
+        overwrite: bool,
+        confidences: Optional[np.ndarray] = None,
+        settings: Optional[ScoreSettings] = None,
     ) -> None:
         if confidences is not None and not Token.has_extension(self.score_extension):
             Token.set_extension(self.score_extension, default=None)
@@ -189,7 +208,7 @@ class SpanTarget(Target):
         for span in aligned:
             gold[span.start] = self._index(f"B-{span.label_}", span.label_, tag_index)
             if span.end - span.start > 1:
-                gold[span.start + 1:span.end] = tag_index[f"I-{span.label_}"]
+                gold[span.start + 1 : span.end] = tag_index[f"I-{span.label_}"]
         return gold
 
     @staticmethod
@@ -210,7 +229,11 @@ class SpanTarget(Target):
         return viterbi_bio_batch([log_softmax(s) for s in scores], start, allowed)
 
     def confidences(
-        self, scores: Sequence[np.ndarray], tags: Sequence[np.ndarray], labels: Sequence[str], temperature: float
+        self,
+        scores: Sequence[np.ndarray],
+        tags: Sequence[np.ndarray],
+        labels: Sequence[str],
+        temperature: float,
     ) -> List[np.ndarray]:
         start, allowed = bio_constraints(len(labels))
         log_probs = [tempered_log_probs(s.astype(np.float64), temperature) for s in scores]
@@ -221,8 +244,13 @@ class SpanTarget(Target):
         ]
 
     def set_annotations(
-        self, doc: Doc, tags: np.ndarray, labels: Sequence[str], overwrite: bool,
-        confidences: Optional[np.ndarray] = None, settings: Optional[ScoreSettings] = None,
+        self,
+        doc: Doc,
+        tags: np.ndarray,
+        labels: Sequence[str],
+        overwrite: bool,
+        confidences: Optional[np.ndarray] = None,
+        settings: Optional[ScoreSettings] = None,
     ) -> None:
         settings = settings or ScoreSettings()
         spans = [Span(doc, s, e, label=labels[label]) for s, e, label in bio_to_spans(tags)]
@@ -275,7 +303,7 @@ def make_target(target: str) -> Target:
     if target in ("tag", "pos"):
         return TokenAttrTarget(target)
     if isinstance(target, str) and target.startswith("spans:") and len(target) > len("spans:"):
-        return SpanTarget(target[len("spans:"):])
+        return SpanTarget(target[len("spans:") :])
     raise ConfigError(
         f"Unknown target {target!r}. Use 'ents' (doc.ents), 'tag' (token.tag_), "
         f"'pos' (token.pos_) or 'spans:KEY' (doc.spans[KEY])."
