@@ -99,13 +99,19 @@ def test_temperature_flattens_and_sharpens():
 
 import spacy  # noqa: E402
 from spacy.tokens import DocBin  # noqa: E402
+from spacy.training import Example  # noqa: E402
 
 from spacy_llm_tagger.calibration import (  # noqa: E402
     HeldOut,
+    calibrate,
+    collect,
     expected_calibration_error,
+    find_tagger,
     fit_temperature,
+    negative_log_likelihood,
     outcomes,
 )
+from spacy_llm_tagger.corpus import tokens_only  # noqa: E402
 from spacy_llm_tagger.errors import ConfigError  # noqa: E402
 
 from .test_component import make_nlp, ner_examples, train  # noqa: E402
@@ -180,6 +186,8 @@ def test_spans_and_tag_targets_carry_scores(tiny_model_dir):
     train(spans_nlp, examples, steps=10, lr=0.02)
     doc = spans_nlp(TEXTS[0])
     assert len(doc.spans["sc"].attrs["scores"]) == len(doc.spans["sc"])
+    report = spans_nlp.get_pipe("llm_tagger").calibrate(examples)  # a probability per span
+    assert report.predictions == sum(len(d.spans["sc"]) for d in spans_nlp.pipe(eg.text for eg in examples))
     tag_nlp = make_nlp(tiny_model_dir, target="tag", head_dropout=0.0)
     tag_examples = ner_examples(tag_nlp)
     for eg in tag_examples:
@@ -188,6 +196,8 @@ def test_spans_and_tag_targets_carry_scores(tiny_model_dir):
     train(tag_nlp, tag_examples, steps=10, lr=0.02)
     doc = tag_nlp(TEXTS[0])
     assert all(0.0 < token._.tag_score <= 1.0 for token in doc)
+    report = tag_nlp.get_pipe("llm_tagger").calibrate(tag_examples)  # a probability per token
+    assert report.predictions == sum(len(eg.predicted) for eg in tag_examples)
 
 
 def test_bad_threshold_is_a_clear_error(tiny_model_dir):
@@ -228,3 +238,40 @@ def test_calibration_lowers_ece_on_an_overconfident_model(trained):
     after = expected_calibration_error(*outcomes(pipe, held_out, temperature))
     assert temperature > 1.0
     assert before > 0.2 and after < before / 3, (before, after, temperature)
+
+
+def gold_token_examples(nlp):
+    return [Example(tokens_only(eg.reference, nlp.vocab), eg.reference) for eg in ner_examples(nlp)]
+
+
+def test_the_component_fits_its_temperature_and_saves_it(trained, tmp_path):
+    nlp = spacy.load(trained)
+    pipe = nlp.get_pipe("llm_tagger")
+    examples = gold_token_examples(nlp)
+    report = pipe.calibrate(examples)
+    assert pipe.temperature == report.temperature == pipe.cfg["temperature"]
+    assert report.predictions > 0 and 0.0 <= report.ece_after <= 1.0
+    held_out = collect(pipe, examples)
+    fitted = negative_log_likelihood(*outcomes(pipe, held_out, report.temperature))
+    assert fitted <= negative_log_likelihood(*outcomes(pipe, held_out, 1.0))  # 1.0 is on the grid
+    nlp.to_disk(tmp_path / "pipe")
+    assert spacy.load(tmp_path / "pipe").get_pipe("llm_tagger").temperature == report.temperature
+    with pytest.raises(ConfigError, match="temperature"):
+        pipe.temperature = 0.0
+
+
+def test_calibrate_command_saves_the_temperature_through_the_component(trained, tmp_path):
+    import shutil
+
+    pipeline = tmp_path / "pipe"
+    shutil.copytree(trained, pipeline)
+    model_files = {p: p.read_bytes() for p in (pipeline / "llm_tagger" / "model").rglob("*") if p.is_file()}
+    nlp = spacy.load(pipeline)
+    DocBin(docs=[eg.reference for eg in ner_examples(nlp)]).to_disk(tmp_path / "dev.spacy")
+    report = calibrate(pipeline, tmp_path / "dev.spacy", limit=3)
+    assert set(report) == {"component", "temperature", "predictions", "ece_before", "ece_after"}
+    assert report["component"] == "llm_tagger" and report["predictions"] > 0
+    assert spacy.load(pipeline).get_pipe("llm_tagger").temperature == report["temperature"]
+    assert {p: p.read_bytes() for p in model_files} == model_files  # only the cfg was written
+    with pytest.raises(ConfigError, match="no llm_tagger"):
+        find_tagger(spacy.blank("en"))

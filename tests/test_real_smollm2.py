@@ -13,8 +13,9 @@ from spacy.scorer import Scorer
 from spacy.training import Example
 from thinc.api import fix_random_seed
 
-from spacy_llm_tagger.conll import conll03_path, read_conll03
 from spacy_llm_tagger.corpus import tokens_only
+
+from .util import conll03_reader
 
 pytestmark = [
     pytest.mark.slow,
@@ -33,7 +34,8 @@ DOCUMENT_GAP = 0.03
 
 
 def examples(nlp, split, limit, unit="sentence"):
-    docs = read_conll03(conll03_path(split), nlp.vocab, unit=unit, limit=limit)
+    conll = conll03_reader()
+    docs = conll.read_conll03(conll.conll03_path(split), nlp.vocab, unit=unit, limit=limit)
     return [Example(tokens_only(doc, nlp.vocab), doc) for doc in docs]
 
 

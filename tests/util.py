@@ -1,6 +1,8 @@
 """Tiny random decoders and a locally trained tokenizer: no hub access."""
 
+import importlib.util
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Dict, List
 
 import torch
@@ -86,3 +88,13 @@ def make_tiny_model_dir(path: Path, family: str = "llama", n_layers: int = 3, se
     model.save_pretrained(str(path))
     tokenizer.save_pretrained(str(path))
     return path
+
+
+def conll03_reader() -> ModuleType:
+    """The conll03 project's CoNLL-2003 reader (projects/conll03/scripts/conll.py)."""
+    path = Path(__file__).parent.parent / "projects" / "conll03" / "scripts" / "conll.py"
+    spec = importlib.util.spec_from_file_location("conll03_reader", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

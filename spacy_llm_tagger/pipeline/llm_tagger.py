@@ -2,7 +2,7 @@
 
 from itertools import islice
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Union
+from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
 import srsly
@@ -12,12 +12,30 @@ from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc
 from spacy.training import Example, validate_examples
 from spacy.vocab import Vocab
-from thinc.api import Model, Optimizer, set_dropout_rate
+from thinc.api import CategoricalCrossentropy, Model, Optimizer, set_dropout_rate
 from thinc.types import Floats2d
 
 from ..errors import ConfigError, DataError
+from ..models.decoder import DecoderModel
 from ..models.settings import default_model_config
-from .targets import MISSING, ScoreSettings, Target, make_target
+from .calibration import (
+    TEMPERATURES,
+    CalibrationReport,
+    Temperatures,
+    collect,
+    expected_calibration_error,
+    fit_temperature,
+    outcomes,
+)
+from .targets import (
+    DEFAULT_TARGET,
+    FIXED_TARGET_SCORES,
+    MISSING,
+    ScoreSettings,
+    Target,
+    follow_target,
+    make_target,
+)
 
 DEFAULT_MODEL = default_model_config("spacy-llm-tagger.DecoderTagger.v1")
 
@@ -27,20 +45,15 @@ DEFAULT_MODEL = default_model_config("spacy-llm-tagger.DecoderTagger.v1")
     assigns=["doc.ents", "token.ent_iob", "token.ent_type", "token.tag", "token.pos", "doc.spans"],
     default_config={
         "model": DEFAULT_MODEL,
-        "target": "ents",
+        "target": DEFAULT_TARGET,
         "overwrite": True,
         "confidences": True,
         "threshold": 0.0,
         "scores_key": "scored_ents",
     },
-    default_score_weights={
-        "ents_f": 1.0,
-        "ents_p": 0.0,
-        "ents_r": 0.0,
-        "ents_per_type": None,
-        "tag_acc": 1.0,
-        "pos_acc": 1.0,
-    },
+    # the default target's scores (as spancat names those of its default key); the scores of
+    # the configured target replace them in [training.score_weights] at initialize
+    default_score_weights=make_target(DEFAULT_TARGET).score_weights,
 )
 def make_llm_tagger(
     nlp: Language,
@@ -108,13 +121,15 @@ class LLMTagger(TrainablePipe):
         self.target: Target = make_target(target)
         self.confidences = confidences
         self.score_settings = ScoreSettings(threshold, scores_key)
-        # temperature: set by `spacy-llm-tagger calibrate`, saved with the cfg
+        # temperature: set by calibrate(), saved with the cfg
         self.cfg: Dict[str, Any] = {
             "labels": [],
             "target": target,
             "overwrite": overwrite,
             "temperature": 1.0,
         }
+        # the head's scores -> loss gradient; see get_loss
+        self.loss_func = CategoricalCrossentropy(normalize=False, missing_value=MISSING)
 
     @property
     def labels(self) -> List[str]:
@@ -132,7 +147,7 @@ class LLMTagger(TrainablePipe):
     def add_label(self, label: str) -> int:
         if label in self.cfg["labels"]:
             return 0
-        if self.model.is_loaded:
+        if isinstance(self.model, DecoderModel) and self.model.is_loaded:
             raise ConfigError(
                 "Cannot add labels to an llm_tagger that is already initialized; "
                 "add them before nlp.initialize()."
@@ -162,10 +177,69 @@ class LLMTagger(TrainablePipe):
         sample = [eg.predicted for eg in islice(get_examples(), 8)]
         self.model.set_dim("nO", len(self.tag_names), force=True)
         self.model.initialize(X=sample)
+        if nlp is not None:
+            self.weigh_target_scores(nlp)
+
+    def weigh_target_scores(self, nlp: Language) -> None:
+        """Make the target's scores the ones that pick model-best in ``nlp``'s
+        ``[training.score_weights]`` (see :func:`.targets.follow_target`).
+
+        spaCy fills those weights from each factory's ``default_score_weights``, which cannot
+        know the configured target, so the target's are put in when the component is
+        initialized (``spacy train`` scores with the config of the initialized pipeline,
+        and saves it).
+        """
+        others: set = set()
+        for name in nlp.component_names:
+            if name == self.name:
+                continue
+            pipe = nlp.get_pipe(name)
+            if isinstance(pipe, LLMTagger):
+                others.update(pipe.target.score_weights)
+            else:
+                others.update(nlp.get_pipe_meta(name).default_score_weights or {})
+        training = nlp.config["training"]
+        training["score_weights"] = follow_target(
+            training.get("score_weights", {}), self.target.score_weights, others, FIXED_TARGET_SCORES
+        )
 
     @property
     def temperature(self) -> float:
+        """Divides the head's scores before the softmax of the confidences (see :meth:`calibrate`)."""
         return float(self.cfg.get("temperature", 1.0))
+
+    @temperature.setter
+    def temperature(self, value: float) -> None:
+        if not value > 0:
+            raise ConfigError(f"The temperature must be > 0, not {value}.")
+        self.cfg["temperature"] = float(value)
+
+    def calibrate(
+        self, examples: Iterable[Example], *, temperatures: Temperatures = TEMPERATURES
+    ) -> CalibrationReport:
+        """Fit the temperature of the confidences on held-out ``examples`` and keep it.
+
+        The temperature (from ``temperatures``) is the one under which "this predicted span
+        (token tag) is right" is most likely on ``examples``; it changes confidences only,
+        never predictions. It is kept in the component's cfg, so ``nlp.to_disk`` (or the
+        component's ``to_disk``) saves it. The examples' predicted docs are tagged, so give
+        them the reference's tokens to score every gold span. Returns the temperature and the
+        expected calibration error of the confidences before (at the current temperature)
+        and after.
+        """
+        examples = list(examples)
+        validate_examples(examples, "LLMTagger.calibrate")
+        held_out = collect(self, examples)
+        before = outcomes(self, held_out, self.temperature)
+        temperature = fit_temperature(self, held_out, temperatures)
+        after = outcomes(self, held_out, temperature)
+        self.temperature = temperature
+        return CalibrationReport(
+            temperature=temperature,
+            predictions=int(len(before[0])),
+            ece_before=expected_calibration_error(*before),
+            ece_after=expected_calibration_error(*after),
+        )
 
     def predict(self, docs: Iterable[Doc]) -> List[Prediction]:
         docs = list(docs)
@@ -215,27 +289,34 @@ class LLMTagger(TrainablePipe):
         losses[self.name] += loss
         return losses
 
-    def get_loss(self, examples: Iterable[Example], scores: List[Floats2d]):
-        """Softmax cross-entropy over tokens with a gold label, averaged."""
+    def get_loss(self, examples: Iterable[Example], scores: List[Floats2d]) -> Tuple[float, List[Floats2d]]:
+        """Softmax cross-entropy of the head's scores, a mean over the words with a gold tag.
+
+        The gradient is thinc's ``CategoricalCrossentropy`` on the softmax of the scores
+        (probabilities minus the one-hot gold, zero for words whose gold tag is missing),
+        divided by the number of words with a gold tag; it stays on the model's device. Not
+        thinc's own normalizations: ``normalize=True`` divides by every word, missing ones
+        included, and ``SequenceCategoricalCrossentropy`` by the number of docs, so the step
+        size would change with missing annotation or doc lengths, and data-parallel training
+        relies on a mean over words. The loss reported is the cross-entropy itself (thinc's
+        loss value is the squared norm of the gradient). tests/test_loss.py checks both
+        against the hand-written numpy version this replaced.
+        """
         ops = self.model.ops
+        xp = ops.xp
         tag_index = {tag: i for i, tag in enumerate(self.tag_names)}
         golds = [self.target.gold(eg, tag_index) for eg in examples]
-        flat_gold = np.concatenate(golds) if golds else np.zeros((0,), dtype=np.int64)
-        flat_scores = ops.to_numpy(ops.xp.concatenate(scores)) if scores else np.zeros((0, 1))
-        known = flat_gold != MISSING
-        n_known = max(int(known.sum()), 1)
-        shifted = flat_scores - flat_scores.max(axis=1, keepdims=True)
-        probs = np.exp(shifted)
-        probs /= probs.sum(axis=1, keepdims=True)
-        rows = np.flatnonzero(known)
-        loss = float(-np.log(probs[rows, flat_gold[rows]] + 1e-12).sum() / n_known)
-        d_flat = probs
-        d_flat[rows, flat_gold[rows]] -= 1.0
-        d_flat[~known] = 0.0
+        if not golds:
+            return 0.0, []
+        truths = xp.asarray(np.concatenate(golds))
+        probs = ops.softmax(xp.concatenate(scores), axis=-1)
+        d_flat = self.loss_func.get_grad(probs, truths)
+        known = xp.flatnonzero(truths != MISSING)
+        n_known = max(int(known.size), 1)
         d_flat /= n_known
-        d_flat = ops.asarray2f(d_flat.astype("float32"))
+        loss = float(-xp.log(probs[known, truths[known]] + 1e-12).sum() / n_known)
         boundaries = np.cumsum([len(g) for g in golds])[:-1].tolist()
-        return loss, list(ops.xp.split(d_flat, boundaries))
+        return loss, list(xp.split(ops.asarray2f(d_flat), boundaries))
 
     def score(self, examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
         validate_examples(examples, "LLMTagger.score")
@@ -253,7 +334,7 @@ class LLMTagger(TrainablePipe):
     def from_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> "LLMTagger":
         deserialize = {
             "cfg": lambda p: self._load_cfg(srsly.read_json(p)),
-            "model": lambda p: self.model.from_disk(p),
+            "model": self._model_from_disk,
         }
         spacy_util.from_disk(path, deserialize, exclude)
         return self
@@ -272,6 +353,9 @@ class LLMTagger(TrainablePipe):
         }
         spacy_util.from_bytes(bytes_data, deserialize, exclude)
         return self
+
+    def _model_from_disk(self, path: Path) -> None:
+        self.model.from_disk(path)
 
     def _load_cfg(self, cfg: Dict[str, Any]) -> None:
         self.cfg.update(cfg)

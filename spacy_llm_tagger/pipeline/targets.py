@@ -1,10 +1,11 @@
 """What the tagger writes: ``ents``, ``tag``, ``pos`` or ``spans:KEY``.
 
 A target knows how to collect labels, read gold tags from an ``Example``,
-decode scores into valid output, write annotations, and score.
+decode scores into valid output, write annotations, score (and which of its scores
+weigh in spaCy's choice of the best model), and what its confidences are given to.
 """
 
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Collection, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 import numpy as np
 from spacy.scorer import Scorer, get_ner_prf
@@ -25,6 +26,8 @@ from .decoding import (
 )
 
 MISSING = -1
+Item = Tuple[int, int, int]  # (start, end, label index): a span, or (i, i + 1, tag) for a token
+ScoreWeights = Dict[str, Optional[float]]
 
 
 class Target:
@@ -72,6 +75,46 @@ class Target:
 
     def score(self, examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
         raise NotImplementedError
+
+    @property
+    def score_weights(self) -> ScoreWeights:
+        """The scores :meth:`score` reports, with their weight in spaCy's
+        ``[training.score_weights]`` (which picks model-best): 1.0 for the main score."""
+        raise NotImplementedError
+
+    def predicted_items(self, tags: np.ndarray) -> List[Item]:
+        """What :meth:`confidences` gives a probability to, in its order."""
+        raise NotImplementedError
+
+    def gold_items(self, example: Example, label_index: Dict[str, int]) -> Set[Item]:
+        """The items of ``example``'s reference, on its predicted tokens: a predicted item is
+        right if it is one of them (labels not in ``label_index`` get index -1)."""
+        raise NotImplementedError
+
+
+def follow_target(
+    weights: Mapping[str, Optional[float]],
+    own: ScoreWeights,
+    others: Collection[str],
+    factory_defaults: Collection[str],
+) -> ScoreWeights:
+    """``[training.score_weights]`` for a pipeline with a tagger whose target reports ``own``.
+
+    A score of ``own`` that ``weights`` gives no number (missing, or None from a config
+    written for another target) gets its weight from ``own``: with None the main score would
+    weigh nothing and spaCy would keep the first checkpoint; give 0.0 to leave a tagger out of
+    the choice of model-best. A score of ``factory_defaults`` (those any target reports) that
+    neither this tagger nor ``others`` (the other components) report is set to None, so the
+    weighted score is the target's own, not a share of it. Every other weight is kept.
+    """
+    result: ScoreWeights = dict(weights)
+    for key in factory_defaults:
+        if key in result and key not in own and key not in others:
+            result[key] = None
+    for key, value in own.items():
+        if result.get(key) is None:
+            result[key] = value
+    return result
 
 
 class ScoreSettings:
@@ -156,6 +199,17 @@ class TokenAttrTarget(Target):
 
     def score(self, examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
         return Scorer.score_token_attr(examples, self.attr, **kwargs)
+
+    @property
+    def score_weights(self) -> ScoreWeights:
+        return {self.score_key: 1.0}
+
+    def predicted_items(self, tags: np.ndarray) -> List[Item]:
+        return [(i, i + 1, int(tag)) for i, tag in enumerate(tags.tolist())]
+
+    def gold_items(self, example: Example, label_index: Dict[str, int]) -> Set[Item]:
+        values = example.get_aligned(self.attr.upper(), as_string=True)
+        return {(i, i + 1, label_index.get(v, -1)) for i, v in enumerate(values) if v}
 
 
 class SpanTarget(Target):
@@ -295,6 +349,24 @@ class SpanTarget(Target):
             allow_overlap=True,
             **kwargs,
         )
+
+    @property
+    def score_weights(self) -> ScoreWeights:
+        prefix = "ents" if self.spans_key is None else f"spans_{self.spans_key}"
+        return {f"{prefix}_f": 1.0, f"{prefix}_p": 0.0, f"{prefix}_r": 0.0, f"{prefix}_per_type": None}
+
+    def predicted_items(self, tags: np.ndarray) -> List[Item]:
+        return bio_to_spans(tags)
+
+    def gold_items(self, example: Example, label_index: Dict[str, int]) -> Set[Item]:
+        spans = example.get_aligned_spans_y2x(list(self.spans_of(example.reference)), allow_overlap=True)
+        return {(span.start, span.end, label_index.get(span.label_, -1)) for span in spans}
+
+
+DEFAULT_TARGET = "ents"
+# the scores an llm_tagger may report whatever its spans key: written into configs by the
+# factory's default_score_weights (ents) or by earlier releases (tag_acc, pos_acc)
+FIXED_TARGET_SCORES = ("ents_f", "ents_p", "ents_r", "ents_per_type", "tag_acc", "pos_acc")
 
 
 def make_target(target: str) -> Target:

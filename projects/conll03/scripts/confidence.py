@@ -24,10 +24,9 @@ from spacy_llm_tagger.calibration import (
     collect,
     expected_calibration_error,
     find_tagger,
-    fit_temperature,
     outcomes,
     reliability_bins,
-    save_temperature,
+    save_component,
 )
 from spacy_llm_tagger.corpus import create_sentence_corpus
 
@@ -112,10 +111,9 @@ def main(
     nlp = spacy.load(calibrated)
     name, pipe = find_tagger(nlp)
     start = time.perf_counter()
-    dev_data = collect(pipe, list(create_sentence_corpus(dev, limit=dev_sentences)(nlp)))
-    temperature = fit_temperature(pipe, dev_data)
-    dev_before, dev_after = outcomes(pipe, dev_data, 1.0), outcomes(pipe, dev_data, temperature)
-    save_temperature(calibrated, name, temperature)
+    dev_report = pipe.calibrate(create_sentence_corpus(dev, limit=dev_sentences)(nlp))
+    temperature = dev_report.temperature
+    save_component(pipe, calibrated)
     fit_seconds = time.perf_counter() - start
 
     test_data = collect(pipe, list(create_sentence_corpus(test, limit=test_sentences)(nlp)))
@@ -133,9 +131,9 @@ def main(
         "temperature": temperature,
         "fit_seconds": round(fit_seconds, 1),
         "dev_sentences": dev_sentences,
-        "dev_spans": int(len(dev_before[0])),
-        "dev_ece_before": expected_calibration_error(*dev_before),
-        "dev_ece_after": expected_calibration_error(*dev_after),
+        "dev_spans": dev_report.predictions,
+        "dev_ece_before": dev_report.ece_before,
+        "dev_ece_after": dev_report.ece_after,
         "test_sentences": len(test_data.scores),
         "test_predicted_spans": int(len(probs)),
         "test_gold_spans": n_gold,

@@ -10,7 +10,7 @@ import spacy
 import typer
 from spacy.tokens import DocBin
 
-from spacy_llm_tagger.conll import conll03_path, read_conll03
+from conll import conll03_path, read_conll03  # scripts/conll.py
 
 SPLITS = {"train": "train", "dev": "valid", "test": "test"}
 

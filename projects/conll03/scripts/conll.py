@@ -1,4 +1,5 @@
-"""Reading CoNLL-2003-style column files into spaCy Docs.
+"""Reading CoNLL-2003-style column files into spaCy Docs (the conll03 project's reader;
+the package reads CoNLL columns through ``spacy-llm-tagger convert``).
 
 Each ``-DOCSTART-`` starts a new Doc (``unit="document"``), or every sentence
 becomes its own Doc (``unit="sentence"``). Sentence boundaries are set. The
