@@ -10,7 +10,7 @@ from spacy.tokens import Doc, Span
 from spacy.training import Corpus, Example
 from spacy.util import registry
 
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 
 
 @registry.readers("spacy-llm-tagger.SentenceCorpus.v1")
@@ -32,7 +32,7 @@ def create_sentence_corpus(
             "SentenceCorpus needs a path to a .spacy file or folder: set `path` in its "
             "[corpora] block (e.g. path = ${paths.train}) or pass --paths.train."
         )
-    corpus = Corpus(path, shuffle=shuffle)
+    corpus = Corpus(check_docbin_path(path), shuffle=shuffle)
 
     def read(nlp: Language) -> Iterator[Example]:
         count = 0
@@ -89,7 +89,7 @@ def create_document_corpus(
         )
     if max_words == 0:
         return create_sentence_corpus(path, limit=limit, shuffle=shuffle, gold_tokens=gold_tokens)
-    corpus = Corpus(path, shuffle=shuffle)
+    corpus = Corpus(check_docbin_path(path), shuffle=shuffle)
 
     def read(nlp: Language) -> Iterator[Example]:
         remaining = limit or -1
@@ -109,6 +109,18 @@ def create_document_corpus(
                 yield example_for(reference[run[0].start : run[-1].end].as_doc(), nlp, gold_tokens)
 
     return read
+
+
+def check_docbin_path(path: Union[str, Path]) -> Union[str, Path]:
+    """``path`` if spaCy's Corpus can read it; a DataError naming the fix if it cannot."""
+    location = Path(path)
+    if location.is_file() and location.suffix != ".spacy":
+        raise DataError(
+            f"Corpus path {str(path)!r} is not a .spacy file: spaCy's corpus readers read only "
+            f"DocBin files. Convert it first: `spacy-llm-tagger convert {location.name} "
+            f"{location.stem}.spacy`."
+        )
+    return path
 
 
 def runs_of_sentences(sentences: List[Span], max_words: int, rng: Any = random) -> List[List[Span]]:

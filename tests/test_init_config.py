@@ -113,3 +113,21 @@ def test_a_run_that_never_beats_its_first_evaluation_warns(tiny_model_dir, tmp_p
     }
     train(tmp_path / "config.cfg", tmp_path / "out", overrides=overrides)
     assert "untrained model" in capsys.readouterr().err
+
+
+def test_the_config_calibrates_each_checkpoint_on_the_dev_data(tiny_model_dir, tmp_path, monkeypatch):
+    from spacy_llm_tagger.pipeline.llm_tagger import LLMTagger
+    from spacy_llm_tagger.training_callbacks import calibrate_before_to_disk
+
+    config = init_config(tmp_path / "config.cfg")
+    assert config["training"]["before_to_disk"]["@misc"] == "spacy-llm-tagger.calibrate.v1"
+    assert config["training"]["before_to_disk"]["path"] == "${paths.dev}"
+    convert(prodigy_file(tmp_path / "dev.jsonl", 1), tmp_path / "dev.spacy")
+    nlp = spacy.blank("en")
+    nlp.add_pipe("llm_tagger", config={"model": {"name": str(tiny_model_dir)}})
+    calls = []
+    monkeypatch.setattr(LLMTagger, "calibrate", lambda self, examples: calls.append(list(examples)))
+    assert calibrate_before_to_disk(str(tmp_path / "dev.spacy"), limit=3)(nlp) is nlp
+    (examples,) = calls
+    assert len(examples) == 3 and all(len(eg.reference.ents) for eg in examples)
+    assert calibrate_before_to_disk(None)(nlp) is nlp and len(calls) == 1

@@ -18,6 +18,7 @@ from thinc.types import Floats2d
 from ..errors import ConfigError, DataError
 from ..models.decoder import DecoderModel
 from ..models.settings import default_model_config
+from ..packaging import add_requirements
 from .calibration import (
     TEMPERATURES,
     CalibrationReport,
@@ -163,6 +164,13 @@ class LLMTagger(TrainablePipe):
         labels: Optional[List[str]] = None,
     ) -> None:
         validate_examples(get_examples(), "LLMTagger.initialize")
+        if labels is None and next(iter(get_examples()), None) is None:
+            raise DataError(
+                f"The llm_tagger '{self.name}' got no training examples: the corpus is empty. "
+                f"spaCy's corpus readers read .spacy files (DocBin) only, so a .jsonl, .json or "
+                f".conll export passed as paths.train gives nothing: convert it first with "
+                f"`spacy-llm-tagger convert INPUT train.spacy`."
+            )
         if labels is not None:
             self.cfg["labels"] = sorted(set(labels))
         elif not self.cfg["labels"]:
@@ -179,6 +187,8 @@ class LLMTagger(TrainablePipe):
         self.model.initialize(X=sample)
         if nlp is not None:
             self.weigh_target_scores(nlp)
+            if isinstance(self.model, DecoderModel):
+                add_requirements(nlp.meta, self.model.settings.name)
 
     def weigh_target_scores(self, nlp: Language) -> None:
         """Make the target's scores the ones that pick model-best in ``nlp``'s
