@@ -1,4 +1,5 @@
 """The ``spacy-llm-tagger`` command line (also ``python -m spacy_llm_tagger``)."""
+
 import sys
 from pathlib import Path
 from typing import Optional
@@ -25,7 +26,9 @@ def main() -> None:
 @app.command()
 def annotate(
     model: str = typer.Argument(..., help="Pipeline folder or installed pipeline package"),
-    input_path: Path = typer.Argument(..., metavar="INPUT", help=".jsonl, .txt or .spacy file, or a folder of them"),
+    input_path: Path = typer.Argument(
+        ..., metavar="INPUT", help=".jsonl, .txt or .spacy file, or a folder of them"
+    ),
     output: Path = typer.Argument(..., help="Folder for the annotated shards"),
     engine: str = typer.Option("local", help="local (one process) or ray (Ray Data)"),
     workers: int = typer.Option(1, help="Ray actors, each with the pipeline loaded once"),
@@ -35,14 +38,28 @@ def annotate(
     address: Optional[str] = typer.Option(None, help="Join this Ray cluster instead of starting one"),
     shard_size: int = typer.Option(1000, help="Records per output shard (the unit of resuming)"),
     max_chars: int = typer.Option(1_000_000, help="Longer records are rejected"),
-    review: int = typer.Option(0, help="Also write OUTPUT/review.jsonl: the N records with the least confident entities"),
+    review: int = typer.Option(
+        0, help="Also write OUTPUT/review.jsonl: the N records with the least confident entities"
+    ),
 ) -> None:
     """Annotate a corpus with a trained pipeline. Rerun the same command to resume."""
     from .annotate import annotate as run_annotate
 
     try:
-        run_annotate(model, input_path, output, engine, workers, gpus_per_worker, batch_size,
-                     output_format, address, shard_size, max_chars, review=review)
+        run_annotate(
+            model,
+            input_path,
+            output,
+            engine,
+            workers,
+            gpus_per_worker,
+            batch_size,
+            output_format,
+            address,
+            shard_size,
+            max_chars,
+            review=review,
+        )
     except LLMTaggerError as err:
         typer.echo(f"Error: {err}", err=True)
         sys.exit(1)
@@ -50,16 +67,31 @@ def annotate(
 
 @app.command()
 def convert(
-    input_path: Path = typer.Argument(..., metavar="INPUT", help="Annotations: .jsonl (Prodigy, doccano, review.jsonl), .json (Label Studio), .conll/.iob/.tsv columns, .spacy, or a folder of them"),
+    input_path: Path = typer.Argument(
+        ...,
+        metavar="INPUT",
+        help="Annotations: .jsonl (Prodigy, doccano, review.jsonl), .json (Label Studio), .conll/.iob/.tsv columns, .spacy, or a folder of them",
+    ),
     output: Path = typer.Argument(..., help="The .spacy file to write (training data)"),
     lang: str = typer.Option("en", help="Tokenize with spaCy's blank pipeline of this language"),
-    base: Optional[str] = typer.Option(None, help="Tokenize with this installed pipeline or folder instead (e.g. en_core_web_sm)"),
+    base: Optional[str] = typer.Option(
+        None, help="Tokenize with this installed pipeline or folder instead (e.g. en_core_web_sm)"
+    ),
     target: str = typer.Option("ents", help="What the annotations become: ents, spans:KEY, tag or pos"),
-    align: str = typer.Option("split", help="A span edge inside a token: split the token, strict (reject the record), expand or contract"),
-    column: Optional[int] = typer.Option(None, help="Column files: the tag column (default: last; second for tag/pos)"),
-    sentences: bool = typer.Option(True, help="Set sentence boundaries (rule-based) where the input has none"),
+    align: str = typer.Option(
+        "split",
+        help="A span edge inside a token: split the token, strict (reject the record), expand or contract",
+    ),
+    column: Optional[int] = typer.Option(
+        None, help="Column files: the tag column (default: last; second for tag/pos)"
+    ),
+    sentences: bool = typer.Option(
+        True, help="Set sentence boundaries (rule-based) where the input has none"
+    ),
     dev_share: float = typer.Option(0.0, help="Also write this share of the documents to --dev-output"),
-    dev_output: Optional[Path] = typer.Option(None, help="Where the dev share goes (default: dev.spacy beside OUTPUT)"),
+    dev_output: Optional[Path] = typer.Option(
+        None, help="Where the dev share goes (default: dev.spacy beside OUTPUT)"
+    ),
     seed: int = typer.Option(0, help="Seed of the train/dev shuffle"),
 ) -> None:
     """Convert annotation exports into a .spacy training file; every unusable record is listed."""
@@ -68,8 +100,17 @@ def convert(
 
     try:
         report = run_convert(
-            input_path, output, lang=lang, base=base, target=target, align=align, column=column,
-            sentences=sentences, dev_share=dev_share, dev_output=dev_output, seed=seed,
+            input_path,
+            output,
+            lang=lang,
+            base=base,
+            target=target,
+            align=align,
+            column=column,
+            sentences=sentences,
+            dev_share=dev_share,
+            dev_output=dev_output,
+            seed=seed,
         )
     except LLMTaggerError as err:
         typer.echo(f"Error: {err}", err=True)
@@ -81,9 +122,13 @@ def convert(
 def init_config(
     output: Path = typer.Argument(..., help="The config file to write (- for standard output)"),
     target: str = typer.Option("ents", help="ents, spans:KEY, tag or pos"),
-    model: str = typer.Option(DEFAULT_MODEL_NAME, help="Base decoder: package:DIST/FILE, a folder, a .gguf file or a hub id"),
+    model: str = typer.Option(
+        DEFAULT_MODEL_NAME, help="Base decoder: package:DIST/FILE, a folder, a .gguf file or a hub id"
+    ),
     lang: str = typer.Option("en", help="Language of the blank pipeline (ignored with --base-pipeline)"),
-    base_pipeline: Optional[str] = typer.Option(None, help="Trained pipeline whose components come first, frozen (e.g. en_core_web_sm)"),
+    base_pipeline: Optional[str] = typer.Option(
+        None, help="Trained pipeline whose components come first, frozen (e.g. en_core_web_sm)"
+    ),
     gpu: bool = typer.Option(False, help="Settings for a GPU (bfloat16 base weights)"),
     name: str = typer.Option("llm_tagger", help="The component's name in the pipeline"),
 ) -> None:
@@ -93,20 +138,30 @@ def init_config(
     command = " ".join(sys.argv[2:]) if sys.argv[1:2] == ["init-config"] else str(output)
     try:
         run_init_config(
-            output, target=target, model=model, lang=lang, base_pipeline=base_pipeline,
-            gpu=gpu, name=name, command=command,
+            output,
+            target=target,
+            model=model,
+            lang=lang,
+            base_pipeline=base_pipeline,
+            gpu=gpu,
+            name=name,
+            command=command,
         )
     except LLMTaggerError as err:
         typer.echo(f"Error: {err}", err=True)
         sys.exit(1)
     if str(output) != "-":
         msg.good(f"Saved config to {output}")
-        msg.text(f"Train: python -m spacy train {output} --output training --paths.train train.spacy --paths.dev dev.spacy")
+        msg.text(
+            f"Train: python -m spacy train {output} --output training --paths.train train.spacy --paths.dev dev.spacy"
+        )
 
 
 @app.command()
 def calibrate(
-    pipeline: Path = typer.Argument(..., help="Trained pipeline folder (its llm_tagger cfg gets the temperature)"),
+    pipeline: Path = typer.Argument(
+        ..., help="Trained pipeline folder (its llm_tagger cfg gets the temperature)"
+    ),
     dev: Path = typer.Argument(..., help="Held-out .spacy data with gold annotations"),
     component: Optional[str] = typer.Option(None, help="Which llm_tagger, if the pipeline has several"),
     limit: int = typer.Option(0, help="First N docs of DEV only (0 = all)"),

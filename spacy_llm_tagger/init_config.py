@@ -6,8 +6,9 @@ training runs until dev scores stop improving (``patience``) or ``max_steps``; t
 rate warms up so that the first evaluations already see a trained head; and the best
 checkpoint is chosen on the target's own score.
 """
+
 from pathlib import Path
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Mapping, Optional, Union
 
 import spacy
 from thinc.api import Config
@@ -175,15 +176,16 @@ def init_config(
 ) -> Config:
     """Write a complete training config to OUTPUT (``-`` = standard output); the config."""
     make_target(target)  # validates the target, with an error naming the choices
-    sourced, pipeline, frozen, sourced_scores = "", [name], [], []
+    sourced, pipeline, frozen = "", [name], []
+    sourced_scores: List[str] = []
     if base_pipeline:
         base = _load_base(base_pipeline)
-        lang = base.lang
+        lang = base.lang or lang
         pipeline = [*base.pipe_names, name]
         frozen = list(base.pipe_names)
         sourced = "".join(f'[components.{pipe}]\nsource = "{base_pipeline}"\n\n' for pipe in base.pipe_names)
         for pipe in base.pipe_names:
-            sourced_scores.extend(base.get_pipe_meta(pipe).default_score_weights)
+            sourced_scores.extend(base.get_pipe_meta(pipe).default_score_weights or {})
         if name in base.pipe_names:
             raise ConfigError(f"{base_pipeline} already has a component named {name!r}; pick another --name.")
     settings = default_model_config(ARCHITECTURE)
@@ -230,7 +232,7 @@ def _list(items: List[str]) -> str:
     return "[" + ",".join(f'"{item}"' for item in items) + "]"
 
 
-def _block(values: Dict[str, object]) -> str:
+def _block(values: Mapping[str, object]) -> str:
     return "\n".join(f"{key} = {_value(value)}" for key, value in values.items())
 
 

@@ -9,17 +9,17 @@
   llm_tagger fits its confidence temperature on the dev data before a checkpoint is saved,
   so model-best's span scores come out calibrated without an extra command.
 """
+
 import sys
 from pathlib import Path
 from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 from spacy.language import Language
+from spacy.tokens import DocBin
+from spacy.training import Example
 from spacy.util import registry
 from thinc.api import registry as thinc_registry
 from wasabi import Printer
-
-from spacy.tokens import DocBin
-from spacy.training import Example
 
 LogStep = Callable[[Optional[Dict[str, Any]]], None]
 
@@ -63,7 +63,9 @@ def console_logger(
     """spaCy's ConsoleLogger.v3 that warns when model-best is the untrained model."""
     spacy_logger = registry.loggers.get("spacy.ConsoleLogger.v3")(progress_bar, console_output, output_file)
 
-    def setup(nlp: Language, stdout: IO = sys.stdout, stderr: IO = sys.stderr) -> Tuple[LogStep, Callable[[], None]]:
+    def setup(
+        nlp: Language, stdout: IO = sys.stdout, stderr: IO = sys.stderr
+    ) -> Tuple[LogStep, Callable[[], None]]:
         log_step, finalize = spacy_logger(nlp, stdout, stderr)
         evaluations: List[Tuple[int, float]] = []
 
@@ -76,7 +78,11 @@ def console_logger(
             finalize()
             warning = untrained_best_warning(evaluations)
             if warning:
-                print(Printer().text(warning, color="yellow", icon="warn", no_print=True), file=stderr, flush=True)
+                print(
+                    Printer().text(warning, color="yellow", icon="warn", no_print=True),
+                    file=stderr,
+                    flush=True,
+                )
 
         return log, done
 
@@ -84,7 +90,9 @@ def console_logger(
 
 
 @registry.misc("spacy-llm-tagger.calibrate.v1")
-def calibrate_before_to_disk(path: Optional[Union[str, Path]], limit: int = 500) -> Callable[[Language], Language]:
+def calibrate_before_to_disk(
+    path: Optional[Union[str, Path]], limit: int = 500
+) -> Callable[[Language], Language]:
     """Fit every llm_tagger's temperature on the first ``limit`` docs of ``path`` (a .spacy
     file or folder) before the pipeline is saved; ``path = null`` leaves them as they are."""
 

@@ -1,4 +1,5 @@
 """`spacy-llm-tagger convert`: annotation exports in, .spacy out, nothing dropped silently."""
+
 import json
 
 import pytest
@@ -54,27 +55,52 @@ def test_every_export_format_gives_the_same_doc(tmp_path):
     review = {**prodigy, "meta": {"id": 3, "min_score": 0.4}}
     review["spans"] = [{**span, "score": 0.5} for span in review["spans"]]
     doccano = {"text": text, "label": [list(span) for span in spans]}
-    doccano_new = {"text": text, "entities": [{"start_offset": s, "end_offset": e, "label": l} for s, e, l in spans]}
-    label_studio = [{"data": {"text": text}, "annotations": [{"result": [
-        {"type": "labels", "value": {"start": s, "end": e, "labels": [l]}} for s, e, l in spans
-    ]}]}]
+    doccano_new = {
+        "text": text,
+        "entities": [{"start_offset": s, "end_offset": e, "label": l} for s, e, l in spans],
+    }
+    label_studio = [
+        {
+            "data": {"text": text},
+            "annotations": [
+                {
+                    "result": [
+                        {"type": "labels", "value": {"start": s, "end": e, "labels": [l]}}
+                        for s, e, l in spans
+                    ]
+                }
+            ],
+        }
+    ]
     (tmp_path / "ls.json").write_text(json.dumps(label_studio))
-    inputs = [write_jsonl(tmp_path / f"{i}.jsonl", [r]) for i, r in enumerate([prodigy, review, doccano, doccano_new])]
+    inputs = [
+        write_jsonl(tmp_path / f"{i}.jsonl", [r])
+        for i, r in enumerate([prodigy, review, doccano, doccano_new])
+    ]
     for source in [*inputs, tmp_path / "ls.json"]:
         convert(source, tmp_path / "out.spacy")
         (doc,) = read_docs(tmp_path / "out.spacy")
-        assert [(e.text, e.label_) for e in doc.ents] == [("Apple", "company"), ("iPhone 15 Pro", "product")], source
+        assert [(e.text, e.label_) for e in doc.ents] == [
+            ("Apple", "company"),
+            ("iPhone 15 Pro", "product"),
+        ], source
 
 
 def test_unusable_records_are_reported_and_rejected_answers_skipped(tmp_path):
-    source = write_jsonl(tmp_path / "in.jsonl", [
-        XBOX,
-        "not json",
-        {"text": "rejected by the annotator", "answer": "reject"},
-        {"text": "short", "spans": [{"start": 2, "end": 40, "label": "product"}]},
-        {"text": "ab cd", "spans": [{"start": 0, "end": 5, "label": "a"}, {"start": 3, "end": 5, "label": "b"}]},
-        {"no_text": 1},
-    ])
+    source = write_jsonl(
+        tmp_path / "in.jsonl",
+        [
+            XBOX,
+            "not json",
+            {"text": "rejected by the annotator", "answer": "reject"},
+            {"text": "short", "spans": [{"start": 2, "end": 40, "label": "product"}]},
+            {
+                "text": "ab cd",
+                "spans": [{"start": 0, "end": 5, "label": "a"}, {"start": 3, "end": 5, "label": "b"}],
+            },
+            {"no_text": 1},
+        ],
+    )
     report = convert(source, tmp_path / "out.spacy")
     assert report.docs == 1
     reasons = {p.source.rsplit(":", 1)[1]: p.reason for p in report.rejected}
@@ -86,7 +112,10 @@ def test_unusable_records_are_reported_and_rejected_answers_skipped(tmp_path):
 
 
 def test_overlapping_spans_are_kept_in_a_span_group(tmp_path):
-    record = {"text": "ab cd", "spans": [{"start": 0, "end": 5, "label": "a"}, {"start": 3, "end": 5, "label": "b"}]}
+    record = {
+        "text": "ab cd",
+        "spans": [{"start": 0, "end": 5, "label": "a"}, {"start": 3, "end": 5, "label": "b"}],
+    }
     convert(write_jsonl(tmp_path / "in.jsonl", [record]), tmp_path / "out.spacy", target="spans:sc")
     (doc,) = read_docs(tmp_path / "out.spacy")
     assert [(s.text, s.label_) for s in doc.spans["sc"]] == [("ab cd", "a"), ("cd", "b")]
@@ -136,7 +165,11 @@ def test_a_conll_file_becomes_documents_with_sentences_and_entities(tmp_path):
     report = convert(tmp_path / "train.conll", tmp_path / "out.spacy")
     first, second = read_docs(tmp_path / "out.spacy")
     assert [s.text for s in first.sents] == ["EU rejects German call .", "Peter Blackburn"]
-    assert [(e.text, e.label_) for e in first.ents] == [("EU", "ORG"), ("German", "MISC"), ("Peter Blackburn", "PER")]
+    assert [(e.text, e.label_) for e in first.ents] == [
+        ("EU", "ORG"),
+        ("German", "MISC"),
+        ("Peter Blackburn", "PER"),
+    ]
     assert [(e.text, e.label_) for e in second.ents] == [("BRUSSELS", "LOC")]
     assert report.labels == {"ORG": 1, "MISC": 1, "PER": 1, "LOC": 1}
 
@@ -153,8 +186,10 @@ def test_a_conll_file_gives_tags_and_reports_a_bad_tag_column_by_line(tmp_path):
 
 
 def test_a_dev_share_splits_documents_reproducibly(tmp_path):
-    records = [{"text": f"Record number {i} about Foo.", "spans": [{"start": 23, "end": 26, "label": "product"}]}
-               for i in range(20)]
+    records = [
+        {"text": f"Record number {i} about Foo.", "spans": [{"start": 23, "end": 26, "label": "product"}]}
+        for i in range(20)
+    ]
     source = write_jsonl(tmp_path / "in.jsonl", records)
     report = convert(source, tmp_path / "train.spacy", dev_share=0.25, seed=1)
     train, dev = read_docs(tmp_path / "train.spacy"), read_docs(tmp_path / "dev.spacy")
@@ -183,7 +218,9 @@ def test_the_command_line_prints_a_summary_and_fails_with_one_line(tmp_path):
     (tmp_path / "empty.jsonl").write_text("")
     result = CliRunner().invoke(app, ["convert", str(tmp_path / "empty.jsonl"), str(tmp_path / "x.spacy")])
     assert result.exit_code == 1
-    assert result.output.strip().splitlines() == [f"Error: INPUT '{tmp_path / 'empty.jsonl'}' holds no records: nothing to convert."]
+    assert result.output.strip().splitlines() == [
+        f"Error: INPUT '{tmp_path / 'empty.jsonl'}' holds no records: nothing to convert."
+    ]
 
 
 def test_an_export_passed_as_training_data_names_convert(tmp_path):

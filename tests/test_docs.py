@@ -1,4 +1,5 @@
 """docs/ pages name every setting that exists, and nothing they link to is missing."""
+
 import re
 from dataclasses import fields
 from pathlib import Path

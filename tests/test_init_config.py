@@ -1,4 +1,5 @@
 """`spacy-llm-tagger init-config`: a complete config that trains from convert's output."""
+
 import itertools
 import json
 
@@ -19,8 +20,10 @@ from .test_component import NER_DATA
 
 
 def prodigy_file(path, copies):
-    records = [{"text": text, "spans": [{"start": s, "end": e, "label": l} for s, e, l in ents]}
-               for text, ents in NER_DATA] * copies
+    records = [
+        {"text": text, "spans": [{"start": s, "end": e, "label": l} for s, e, l in ents]}
+        for text, ents in NER_DATA
+    ] * copies
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
     return path
 
@@ -49,8 +52,8 @@ def test_the_learning_rate_warms_up_then_stays(tmp_path):
     schedule = thinc_registry.resolve({"x": rate})["x"]
     values = list(itertools.islice(schedule, rate["warmup_steps"] + 5))
     assert values[0] == pytest.approx(rate["rate"] / rate["warmup_steps"])
-    assert values[rate["warmup_steps"] - 1:] == [rate["rate"]] * 6
-    assert all(a < b for a, b in zip(values[: rate["warmup_steps"]], values[1: rate["warmup_steps"]]))
+    assert values[rate["warmup_steps"] - 1 :] == [rate["rate"]] * 6
+    assert all(a < b for a, b in zip(values[: rate["warmup_steps"]], values[1 : rate["warmup_steps"]]))
 
 
 def test_a_base_pipeline_comes_first_frozen_and_its_scores_do_not_pick_model_best(tmp_path):

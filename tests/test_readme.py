@@ -1,4 +1,5 @@
 """The README's shell examples run as written (with a tiny model and few steps where they train)."""
+
 import re
 import shlex
 import subprocess
@@ -36,9 +37,13 @@ def runnable(command: str, tiny_model: Path) -> list:
 def test_your_own_data_commands_run_as_written(tiny_model_dir, tmp_path):
     (tmp_path / "projects").symlink_to(ROOT / "projects")
     commands = shell_block("your-own-data")
-    assert [c.split()[0:2] for c in commands][:3] == [["spacy-llm-tagger", "convert"]] * 2 + [["spacy-llm-tagger", "init-config"]]
+    assert [c.split()[0:2] for c in commands][:3] == [["spacy-llm-tagger", "convert"]] * 2 + [
+        ["spacy-llm-tagger", "init-config"]
+    ]
     for command in commands:
-        result = subprocess.run(runnable(command, tiny_model_dir), cwd=tmp_path, capture_output=True, text=True)
+        result = subprocess.run(
+            runnable(command, tiny_model_dir), cwd=tmp_path, capture_output=True, text=True
+        )
         assert result.returncode == 0, f"{command}\n{result.stdout}\n{result.stderr}"
     assert (tmp_path / "training" / "model-best" / "llm_tagger").is_dir()
     assert (tmp_path / "corpus" / "dev.spacy").exists() and (tmp_path / "corpus" / "test.spacy").exists()

@@ -7,6 +7,7 @@ language or an existing pipeline's tokenizer; writes a DocBin for the target (``
 used is listed with its file, line and reason (also in ``OUTPUT.rejected.jsonl``), and the
 report counts records, spans and labels in and out.
 """
+
 import json
 import random
 import re
@@ -95,7 +96,9 @@ def convert(
         elif isinstance(record, Doc):
             built = Built(record)
         else:
-            report.spans_in += sum(tag[:2] in ("B-", "U-", "S-") for s in record.sentences for _, tag in s.rows)
+            report.spans_in += sum(
+                tag[:2] in ("B-", "U-", "S-") for s in record.sentences for _, tag in s.rows
+            )
             built = from_token_record(record, nlp, target)
         if isinstance(built, Problem):
             report.rejected.append(built)
@@ -141,7 +144,9 @@ def _tokenizer_pipeline(lang: str, base: Optional[str]) -> Language:
         try:
             return spacy.blank(lang)
         except ImportError as err:
-            raise ConfigError(f"spaCy has no language {lang!r} ({err}); use a code such as en, de, nl.") from err
+            raise ConfigError(
+                f"spaCy has no language {lang!r} ({err}); use a code such as en, de, nl."
+            ) from err
     try:
         return spacy.load(base)
     except OSError as err:
@@ -233,7 +238,9 @@ def _write_problems(report: ConvertReport, output: Path) -> None:
         path.unlink(missing_ok=True)
         return
     path.write_text(
-        "".join(json.dumps({"source": p.source, "kind": p.kind, "reason": p.reason}) + "\n" for p in problems),
+        "".join(
+            json.dumps({"source": p.source, "kind": p.kind, "reason": p.reason}) + "\n" for p in problems
+        ),
         encoding="utf8",
     )
     report.outputs.append(path)

@@ -10,8 +10,9 @@ Alignment policies for a span whose edges fall inside a token (``--align``):
 
 Whitespace at a span's edges is trimmed first in every mode.
 """
+
 import re
-from typing import Dict, List, Optional, Sequence, Set, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 from spacy.language import Language
 from spacy.tokens import Doc, Span
@@ -22,7 +23,7 @@ from .readers import Problem, SpanRecord, TokenRecord
 TAG_PATTERN = re.compile(r"^(O|[BILUES]-.+)$")
 TOKEN_ATTRS = {"tag": "tags", "pos": "pos"}
 ALIGN_MODES = ("split", "strict", "expand", "contract")
-SPAN_TARGETS_HELP = 'use --target spans:KEY, which allows overlapping spans'
+SPAN_TARGETS_HELP = "use --target spans:KEY, which allows overlapping spans"
 
 
 class Built:
@@ -33,9 +34,7 @@ class Built:
         self.split_tokens = split_tokens
 
 
-def from_span_record(
-    record: SpanRecord, nlp: Language, target: str, align: str
-) -> Union[Built, Problem]:
+def from_span_record(record: SpanRecord, nlp: Language, target: str, align: str) -> Union[Built, Problem]:
     """The record's text as a Doc with its spans as ``doc.ents`` or ``doc.spans[KEY]``."""
     if target in ("tag", "pos"):
         return Problem(
@@ -64,12 +63,15 @@ def from_token_record(record: TokenRecord, nlp: Language, target: str) -> Union[
     """The record's tokens as a Doc with sentence starts and the tags as the target."""
     words = [token for sentence in record.sentences for token, _ in sentence.rows]
     tags = [tag for sentence in record.sentences for _, tag in sentence.rows]
-    sent_starts = [i == 0 for sentence in record.sentences for i in range(len(sentence.rows))]
+    sent_starts: List[Union[bool, int, None]] = [
+        i == 0 for sentence in record.sentences for i in range(len(sentence.rows))
+    ]
     spaces = [True] * len(words)
     spaces[-1] = False
     if target in ("tag", "pos"):
         try:
-            doc = Doc(nlp.vocab, words=words, spaces=spaces, sent_starts=sent_starts, **{TOKEN_ATTRS[target]: tags})
+            attrs: Dict[str, Any] = {TOKEN_ATTRS[target]: tags}
+            doc = Doc(nlp.vocab, words=words, spaces=spaces, sent_starts=sent_starts, **attrs)
         except ValueError as err:
             return Problem(record.source, f"invalid {target} value ({err}); pos needs Universal POS tags")
         return Built(doc)
@@ -87,7 +89,10 @@ def from_token_record(record: TokenRecord, nlp: Language, target: str) -> Union[
         try:
             found = biluo_tags_to_spans(Doc(nlp.vocab, words=["x"] * len(tags)), _to_biluo(tags))
         except (ValueError, KeyError, IndexError) as err:
-            return Problem(f"{record.source.rsplit(':', 1)[0]}:{sentence.line}", f"tags are not valid IOB / BILUO ({err})")
+            return Problem(
+                f"{record.source.rsplit(':', 1)[0]}:{sentence.line}",
+                f"tags are not valid IOB / BILUO ({err})",
+            )
         spans.extend(Span(doc, offset + s.start, offset + s.end, label=s.label_) for s in found)
         offset += len(tags)
     problem = _write_spans(doc, spans, target)
@@ -99,7 +104,9 @@ def from_token_record(record: TokenRecord, nlp: Language, target: str) -> Union[
 def _to_biluo(tags: List[str]) -> List[str]:
     """IOB1 / IOB2 / BILUO / IOBES tags as BILUO."""
     if any(tag[:2] in ("L-", "U-", "E-", "S-") for tag in tags):
-        return [{"E-": "L-", "S-": "U-"}.get(tag[:2], tag[:2]) + tag[2:] if tag != "O" else tag for tag in tags]
+        return [
+            {"E-": "L-", "S-": "U-"}.get(tag[:2], tag[:2]) + tag[2:] if tag != "O" else tag for tag in tags
+        ]
     return iob_to_biluo(tags)
 
 

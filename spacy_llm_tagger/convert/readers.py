@@ -13,6 +13,7 @@ Formats, told apart by extension (and, for JSON Lines, by each record's keys):
 
 Every record carries its source (``file:line``) so a problem can be reported where it is.
 """
+
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,8 +73,7 @@ def input_files(path: Path) -> List[Path]:
         files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in KNOWN_SUFFIXES)
         if not files:
             raise DataError(
-                f"INPUT folder {str(path)!r} holds no file this command reads "
-                f"({', '.join(KNOWN_SUFFIXES)})."
+                f"INPUT folder {str(path)!r} holds no file this command reads ({', '.join(KNOWN_SUFFIXES)})."
             )
         return files
     if path.suffix.lower() not in KNOWN_SUFFIXES:

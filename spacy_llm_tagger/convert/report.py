@@ -1,4 +1,5 @@
 """The summary ``convert`` prints: counts in and out, every record left out, warnings."""
+
 from wasabi import msg
 
 from . import ConvertReport
