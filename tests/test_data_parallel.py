@@ -65,7 +65,7 @@ def test_the_share_of_a_step_travels_with_its_batch_to_the_optimizer(monkeypatch
     assert parts[0].share == sum(len(eg.reference) for eg in parts[0]) / 38
     optimizer = DataParallelOptimizer.wrap(Adam(0.01))
     steps = data_parallel.pass_step_shares(optimizer, iter([(0, parts[1]), (0, parts[2])]))
-    for epoch, part in steps:
+    for _epoch, part in steps:
         assert optimizer.step_share == part.share
         optimizer.step_schedules()
         assert optimizer.step_share is None  # each step's share is given for that step only

@@ -280,7 +280,7 @@ def test_spancat_and_textcat_listen_to_the_same_decoder(tiny_model_dir):
         egs.append(Example.from_dict(nlp.make_doc(text), {"spans": {"sc": spans}, "cats": cats}))
     optimizer = nlp.initialize(lambda: egs)
     first = last = None
-    for step in range(15):
+    for _ in range(15):
         losses = nlp.update(egs, sgd=optimizer, drop=0.0, losses={})
         first = first or dict(losses)
         last = losses

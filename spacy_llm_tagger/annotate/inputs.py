@@ -137,7 +137,10 @@ def read_shard(spec: ShardSpec, max_chars: int = DEFAULT_MAX_CHARS) -> Tuple[Lis
     rejected: List[Rejected] = []
     for line_no, raw in _lines(spec):
         item = _parse_line(spec, line_no, raw, max_chars)
-        (rejected if isinstance(item, Rejected) else records).append(item)
+        if isinstance(item, Rejected):
+            rejected.append(item)
+        else:
+            records.append(item)
     return records, rejected
 
 

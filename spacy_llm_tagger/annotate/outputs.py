@@ -77,7 +77,7 @@ class OutputFolder:
     def finish(self, shards: Sequence[ShardSpec]) -> Dict[str, int]:
         """Gather every shard's counts and rejected records: errors.jsonl and summary.json."""
         totals = {"shards": len(shards), "read": 0, "written": 0, "rejected": 0}
-        lines = []
+        lines: List[str] = []
         for spec in shards:
             done = json.loads(self.done_file(spec).read_text(encoding="utf8"))
             for key in ("read", "written", "rejected"):

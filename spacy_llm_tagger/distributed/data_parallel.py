@@ -27,7 +27,7 @@ import torch
 from spacy.language import Language
 from spacy.training import Example
 from spacy.util import registry
-from thinc.api import Optimizer
+from thinc.api import Config, Optimizer
 from thinc.util import torch2xp, xp2torch
 
 from ..errors import DistributedError
@@ -191,7 +191,7 @@ def configure_data_parallel_optimizer(optimizer: Optimizer) -> Optimizer:
     return DataParallelOptimizer.wrap(optimizer)
 
 
-def data_parallel_config(config: dict) -> dict:
+def data_parallel_config(config: Config) -> Config:
     """The config with its batcher and optimizer wrapped (idempotent)."""
     training = config["training"]
     if training["batcher"].get("@batchers") != BATCHER:

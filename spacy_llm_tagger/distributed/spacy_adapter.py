@@ -36,7 +36,7 @@ Steps = Iterator[Tuple[int, List[Example]]]  # (epoch, batch), as spaCy's loop d
 Evaluate = Callable[[], Tuple[float, Dict[str, Any]]]  # (weighted score, all scores)
 AnOptimizer = TypeVar("AnOptimizer", bound=Optimizer)
 
-# train_while_improving(nlp, optimizer, train_data, evaluate, *, ...) in spaCy 3.2 - 3.8
+# train_while_improving(nlp, optimizer, train_data, evaluate, *, ...) throughout spaCy 3.x
 LOOP_PARAMETERS = ("nlp", "optimizer", "train_data", "evaluate")
 
 
@@ -107,7 +107,7 @@ def hooks_in_spacy_training(
     ) -> Any:
         return original(nlp, optimizer, steps(optimizer, train_data), evaluate(evaluation), **settings)
 
-    loop.train_while_improving = train_while_improving
+    loop.train_while_improving = train_while_improving  # type: ignore[assignment]  # same call, looser annotations
     try:
         yield
     finally:

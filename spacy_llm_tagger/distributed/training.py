@@ -104,7 +104,7 @@ def fit_on_ray(settings: TrainSettings, address: Optional[str]) -> None:
             ray.init(num_cpus=cpus, include_dashboard=False)
             started_here = True
     on_gpu = settings.gpus_per_worker > 0
-    resources = {"CPU": settings.cpus_per_worker}
+    resources: Dict[str, float] = {"CPU": settings.cpus_per_worker}
     if on_gpu:
         resources["GPU"] = settings.gpus_per_worker
     storage = str(Path(settings.output) / "ray_train") if settings.output else None

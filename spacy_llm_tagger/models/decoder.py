@@ -23,7 +23,7 @@ from ..errors import ConfigError, NotInitializedError
 from .alignment import DocWindows, SubwordAligner
 from .batching import PassPlan, WindowPass, plan_passes
 from .loading import ModelLocation, special_token_frame
-from .network import DecoderNetwork, build_unmasked_decoder, padded_output_converter
+from .network import DecoderNetwork, build_unmasked_decoder, padded_output_converter, wrapper_device
 from .persistence import (
     adapters_do_not_fit,
     bytes_to_folder,
@@ -200,7 +200,7 @@ class DecoderModel(Model):
 
     @property
     def device(self) -> torch.device:
-        return self.loaded.wrapper.shims[0].device
+        return wrapper_device(self.loaded.wrapper)
 
     @property
     def batch_tokens(self) -> int:
@@ -272,25 +272,25 @@ class DecoderModel(Model):
 
     # -- saving and loading ---------------------------------------------
 
-    def to_disk(self, path: Union[str, Path]) -> None:  # type: ignore[override]
+    def to_disk(self, path: Union[str, Path]) -> None:
         """Write the model folder (see persistence.py for its layout)."""
         self.save_folder(path)
 
-    def from_disk(self, path: Union[str, Path]) -> "DecoderModel":  # type: ignore[override]
+    def from_disk(self, path: Union[str, Path]) -> "DecoderModel":
         """Rebuild the network from a model folder, or from a file of :meth:`to_bytes`."""
         path = Path(path)
         if path.is_file():
             return self.from_bytes(path.read_bytes())
         return self.load_folder(path)
 
-    def to_bytes(self) -> bytes:  # type: ignore[override]
+    def to_bytes(self) -> bytes:
         if not self.is_loaded:
             return srsly.msgpack_dumps({})
         with tempfile.TemporaryDirectory() as tmp:
             self.save_folder(tmp)
             return folder_to_bytes(tmp)
 
-    def from_bytes(self, bytes_data: bytes) -> "DecoderModel":  # type: ignore[override]
+    def from_bytes(self, bytes_data: bytes) -> "DecoderModel":
         with tempfile.TemporaryDirectory() as tmp:
             bytes_to_folder(bytes_data, tmp)
             if any(Path(tmp).iterdir()):
@@ -327,7 +327,7 @@ class DecoderModel(Model):
                 raise head_does_not_fit(path, err) from err
         return self
 
-    def copy(self) -> "DecoderModel":  # type: ignore[override]
+    def copy(self) -> "DecoderModel":
         """A model with the same settings and, once loaded, the same weights."""
         copied = DecoderModel(
             self.name,

@@ -18,7 +18,7 @@ from torch import nn
 
 from .batching import WindowPass
 from .decoder import DecoderModel, NetworkBuilder
-from .network import DecoderNetwork, network_inputs
+from .network import DecoderNetwork, network_inputs, wrapper_device
 from .passes import run_passes
 from .settings import DecoderSettings, takes_settings
 from .unmasking import LayerUnmasker
@@ -70,7 +70,7 @@ class DecoderTaggerModule(DecoderNetwork):
             pooled.index_add_(0, piece_word, pieces)
             counts = torch.bincount(piece_word, minlength=n_words).clamp(min=1)
             pooled = pooled / counts.unsqueeze(-1).to(pooled.dtype)
-        return self.head(self.dropout(pooled))  # type: ignore[misc]
+        return self.head(self.dropout(pooled))  # type: ignore[misc]  # set in __init__; Optional in the base class
 
 
 def build_tagger_module(
@@ -89,7 +89,7 @@ def build_tagger_module(
 
 
 def convert_tagger_inputs(model: Model, batch: WindowPass, is_train: bool):
-    device = model.shims[0].device
+    device = wrapper_device(model)
     kwargs = {
         **network_inputs(model, batch.input_ids, batch.attention_mask),
         "piece_index": torch.from_numpy(batch.piece_index).to(device),

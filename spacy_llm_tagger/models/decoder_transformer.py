@@ -23,14 +23,14 @@ core package does not depend on it (``pip install spacy-llm-tagger[trf]``).
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, List, Sequence, Tuple, Union
+from typing import Any, Callable, List, NoReturn, Sequence, Tuple, Union, cast
 
 import numpy as np
 import torch
 from spacy.tokens import Doc
 from spacy.util import registry
 from thinc.api import ArgsKwargs, Model, torch2xp, xp2torch
-from thinc.types import Ragged
+from thinc.types import Ints1d, Ragged
 from torch import nn
 
 from ..errors import MissingDependencyError, NotSupportedError
@@ -58,7 +58,7 @@ def require_spacy_transformers() -> Any:
     return data_classes
 
 
-def refuse_copy(*args: Any) -> Any:
+def refuse_copy(*args: Any) -> NoReturn:
     """nlp.replace_listeners would copy the decoder into every listening component."""
     raise NotSupportedError(
         "spacy-llm-tagger.DecoderTransformerModel.v1 cannot be copied (e.g. by "
@@ -96,10 +96,10 @@ class DecoderTransformer(DecoderModel):
     """The decoder core, saved as one file (spacy-transformers' component reads its
     ``model`` entry as one file of bytes), and never copied."""
 
-    def to_disk(self, path: Union[str, Path]) -> None:  # type: ignore[override]
+    def to_disk(self, path: Union[str, Path]) -> None:
         Path(path).write_bytes(self.to_bytes())
 
-    def copy(self) -> "DecoderTransformer":  # type: ignore[override]
+    def copy(self) -> "DecoderTransformer":
         refuse_copy()
 
 
@@ -150,12 +150,12 @@ def forward(model: DecoderModel, docs: List[Doc], is_train: bool) -> Tuple[Any, 
     output = data_classes.FullTransformerBatch(
         spans=window_spans(docs, encoded),
         wordpieces=wordpieces,
-        model_output=BaseModelOutput(last_hidden_state=xp2torch(hidden)),
+        model_output=BaseModelOutput(last_hidden_state=cast(torch.FloatTensor, xp2torch(hidden))),
         align=token_alignment(encoded, hidden.shape[1], settings.pooling),
     )
 
     def backprop(d_output: Any) -> List[Doc]:
-        d_hidden = torch2xp(next(iter(d_output.model_output.values()))).reshape(hidden.shape)
+        d_hidden: Any = torch2xp(next(iter(d_output.model_output.values()))).reshape(hidden.shape)
         for result in results:
             rows, seq = xp.asarray(result.batch.windows), result.batch.input_ids.shape[1]
             result.backprop(xp.ascontiguousarray(d_hidden[rows, :seq]))
@@ -186,4 +186,4 @@ def token_alignment(encoded: Sequence[DocWindows], seq: int, pooling: str) -> Ra
         count = np.ones_like(start)
     run_start = np.repeat(np.cumsum(count) - count, count)
     data = np.repeat(start, count) + (np.arange(int(count.sum())) - run_start)
-    return Ragged(data.astype("int32"), count.astype("int32"))
+    return Ragged(data.astype("int32"), cast(Ints1d, count.astype("int32")))

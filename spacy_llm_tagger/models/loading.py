@@ -234,7 +234,8 @@ def _with_attention_fallback(make: Any, attn_implementation: str) -> Any:
             raise
         warnings.warn(
             f"attn_implementation={attn_implementation!r} is not supported for this "
-            f"model ({str(err)[:80]}...); using 'eager'."
+            f"model ({str(err)[:80]}...); using 'eager'.",
+            stacklevel=2,
         )
         return make("eager")
 
@@ -343,6 +344,6 @@ def dequantized_gguf(location: ModelLocation, name: str) -> ModelLocation:
             shutil.rmtree(folder)
         partial.rename(folder)
     except OSError as err:
-        warnings.warn(f"Could not cache the dequantised model in {folder}: {err}")
+        warnings.warn(f"Could not cache the dequantised model in {folder}: {err}", stacklevel=2)
         return location
     return ModelLocation(str(folder))

@@ -11,7 +11,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
-from thinc.api import ArgsKwargs, Model, torch2xp, xp2torch
+from thinc.api import ArgsKwargs, Model, PyTorchShim, torch2xp, xp2torch
 from torch import nn
 
 from ..errors import ModelError
@@ -19,7 +19,7 @@ from .settings import DecoderSettings
 from .unmasking import LayerUnmasker, find_decoder_layers, parse_unmask
 
 
-def enable_checkpointing(base: nn.Module) -> None:
+def enable_checkpointing(base: Any) -> None:
     """Recompute each layer's activations in the backward pass (non-reentrant).
 
     transformers 5 renamed ``gradient_checkpointing_enable`` to
@@ -79,7 +79,7 @@ class DecoderNetwork(nn.Module):
     def __init__(self, decoder: nn.Module, unmasker: LayerUnmasker, merges_adapters: bool) -> None:
         super().__init__()
         self.head: Optional[nn.Module] = None
-        self.decoder = decoder
+        self.decoder: Any = decoder  # a transformers (or peft) model: its methods are dynamic
         self.unmasker = unmasker
         self.merges_adapters = merges_adapters
         self.adapters_merged = False
@@ -136,9 +136,16 @@ class DecoderNetwork(nn.Module):
         return state
 
 
+def wrapper_device(wrapper: Model) -> torch.device:
+    """The device of the network in a ``PyTorchWrapper``."""
+    shim = wrapper.shims[0]
+    assert isinstance(shim, PyTorchShim)
+    return shim.device
+
+
 def network_inputs(model: Model, input_ids: np.ndarray, attention_mask: np.ndarray) -> Dict[str, Any]:
     """``input_ids``, ``attention_mask`` and ``position_ids`` on the wrapped network's device."""
-    device = model.shims[0].device
+    device = wrapper_device(model)
     rows, seq = input_ids.shape
     return {
         "input_ids": torch.from_numpy(input_ids).to(device),

@@ -202,7 +202,8 @@ def takes_settings(
         ]
         parameters.extend(extra)
         returns = inspect.signature(func).return_annotation
-        func.__signature__ = inspect.Signature(parameters, return_annotation=returns)  # type: ignore[attr-defined]
+        signature = inspect.Signature(parameters, return_annotation=returns)
+        func.__signature__ = signature  # type: ignore[attr-defined]  # PEP 362; typeshed lacks it
         func.__annotations__ = {
             **{p.name: p.annotation for p in parameters},
             "return": returns,

@@ -10,14 +10,14 @@ keep their window when unmasked, made symmetric: a position attends to the
 positions less than ``sliding_window`` away on either side.
 """
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union, cast
 
 import torch
 from torch import nn
 
 from ..errors import ConfigError, ModelError
 
-UnmaskSpec = Union[str, Sequence[int], None]
+UnmaskSpec = Union[str, int, Sequence[int], None]  # an int is refused with a hint
 
 
 def parse_unmask(spec: UnmaskSpec, n_layers: int) -> List[int]:
@@ -51,7 +51,7 @@ def parse_unmask(spec: UnmaskSpec, n_layers: int) -> List[int]:
             f"indices such as [20, 21], or a group pattern of 0/1 digits such as '0011'."
         )
     try:
-        indices = [int(i) for i in spec]
+        indices = [int(i) for i in cast(Iterable[Any], spec)]  # not iterable: TypeError
     except (TypeError, ValueError):
         raise ConfigError(
             f"Invalid unmask value {spec!r}: expected 'none', 'all', a 0/1 group "
@@ -111,7 +111,7 @@ def find_decoder_layers(model: nn.Module) -> nn.ModuleList:
     )
 
 
-def find_attention(layer: nn.Module) -> nn.Module:
+def find_attention(layer: nn.Module) -> Any:  # the family's attention module (is_causal, ...)
     for attr in ("self_attn", "attn", "attention", "self_attention"):
         module = getattr(layer, attr, None)
         if isinstance(module, nn.Module):
@@ -208,6 +208,7 @@ class PaddingState:
         # every key, so no row is empty (empty rows give NaN in SDPA).
         allowed = keep[:, None, :] | ~keep[:, :, None]
         if needs_window:
+            assert window is not None
             positions = torch.arange(seq_len, device=device)
             band = (positions[:, None] - positions[None, :]).abs() < window
             allowed = allowed & (band[None] | ~keep[:, :, None])
