@@ -197,12 +197,11 @@ def train(
     Every worker reads the whole training corpus (so its path must exist on every node) and
     trains on its share of each batch; gradients are averaged before every step.
     """
-    from spacy.cli._util import parse_config_overrides
-
+    from .distributed.spacy_adapter import parse_overrides
     from .distributed.training import train as run_train
 
     try:
-        overrides = parse_config_overrides(ctx.args)
+        overrides = parse_overrides(ctx.args)
         run_train(config, output, overrides, workers, gpus_per_worker, cpus_per_worker, address)
     except LLMTaggerError as err:
         typer.echo(f"Error: {err}", err=True)
