@@ -188,7 +188,7 @@ def _warnings(report: ConvertReport, target: str, docs: List[Doc]) -> List[str]:
     found = []
     bio = sorted(label for label in report.labels if BIO_LABEL.match(label))
     if bio and target not in ("tag", "pos"):
-        bare = sorted({BIO_LABEL.match(label).group(1) for label in bio})  # type: ignore[union-attr]
+        bare = sorted({BIO_LABEL.sub(r"\1", label) for label in bio})
         found.append(
             f"Labels {', '.join(bio[:4])} look like BIO tags. Span annotations take the bare "
             f"label ({', '.join(bare[:4])}); the tagger adds B-/I- itself. Rename them in the "
