@@ -11,7 +11,11 @@ import time
 import spacy
 import torch
 
-from spacy_llm_tagger.conll import conll03_path, read_conll03
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "projects" / "conll03" / "scripts"))
+from conll import conll03_path, read_conll03  # noqa: E402  (the conll03 project's reader)
 from spacy_llm_tagger.models.loading import (
     dequantized_gguf,
     load_base_model,

@@ -20,7 +20,7 @@ def log(message: str) -> None:
 
 
 def test_docs(nlp, n_sentences: int):
-    from spacy_llm_tagger.conll import conll03_path, read_conll03
+    conll03_path, read_conll03 = conll03_reader()
     from spacy_llm_tagger.corpus import tokens_only
 
     docs = read_conll03(conll03_path("test"), nlp.vocab, unit="sentence", limit=n_sentences)
@@ -31,7 +31,7 @@ def build_tagger(unmask: str = "all", **model: Any):
     import spacy
     from spacy.training import Example
 
-    from spacy_llm_tagger.conll import conll03_path, read_conll03
+    conll03_path, read_conll03 = conll03_reader()
 
     nlp = spacy.blank("en")
     nlp.add_pipe("llm_tagger", config={"model": {"name": MODEL, "unmask": unmask, **model}})
@@ -111,3 +111,15 @@ def child(args: List[str]) -> Dict[str, Any]:
     out = subprocess.run([sys.executable, str(ENTRY_POINT), *args], check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
+
+def conll03_reader():
+    """The conll03 project's CoNLL-2003 reader (projects/conll03/scripts/conll.py)."""
+    import sys
+    from pathlib import Path
+
+    scripts = str(Path(__file__).resolve().parents[2] / "projects" / "conll03" / "scripts")
+    if scripts not in sys.path:
+        sys.path.insert(0, scripts)
+    from conll import conll03_path, read_conll03
+
+    return conll03_path, read_conll03
