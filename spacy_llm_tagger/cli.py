@@ -1,8 +1,9 @@
 """The ``spacy-llm-tagger`` command line (also ``python -m spacy_llm_tagger``)."""
 
 import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import typer
 from wasabi import msg
@@ -16,6 +17,16 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+
+
+@contextmanager
+def exit_on_error() -> Iterator[None]:
+    """Turn the package's errors into one line on stderr and exit status 1."""
+    try:
+        yield
+    except LLMTaggerError as err:
+        typer.echo(f"Error: {err}", err=True)
+        sys.exit(1)
 
 
 @app.callback()
@@ -45,7 +56,7 @@ def annotate(
     """Annotate a corpus with a trained pipeline. Rerun the same command to resume."""
     from .annotate import annotate as run_annotate
 
-    try:
+    with exit_on_error():
         run_annotate(
             model,
             input_path,
@@ -60,9 +71,6 @@ def annotate(
             max_chars,
             review=review,
         )
-    except LLMTaggerError as err:
-        typer.echo(f"Error: {err}", err=True)
-        sys.exit(1)
 
 
 @app.command()
@@ -98,7 +106,7 @@ def convert(
     from .convert import convert as run_convert
     from .convert.report import print_report
 
-    try:
+    with exit_on_error():
         report = run_convert(
             input_path,
             output,
@@ -112,9 +120,6 @@ def convert(
             dev_output=dev_output,
             seed=seed,
         )
-    except LLMTaggerError as err:
-        typer.echo(f"Error: {err}", err=True)
-        sys.exit(1)
     print_report(report, target)
 
 
@@ -136,7 +141,7 @@ def init_config(
     from .init_config import init_config as run_init_config
 
     command = " ".join(sys.argv[2:]) if sys.argv[1:2] == ["init-config"] else str(output)
-    try:
+    with exit_on_error():
         run_init_config(
             output,
             target=target,
@@ -147,9 +152,6 @@ def init_config(
             name=name,
             command=command,
         )
-    except LLMTaggerError as err:
-        typer.echo(f"Error: {err}", err=True)
-        sys.exit(1)
     if str(output) != "-":
         msg.good(f"Saved config to {output}")
         msg.text(
@@ -169,11 +171,8 @@ def calibrate(
     """Fit the temperature that calibrates the tagger's span (or tag) probabilities on DEV."""
     from .calibration import calibrate as run_calibrate
 
-    try:
+    with exit_on_error():
         report = run_calibrate(pipeline, dev, component, limit)
-    except LLMTaggerError as err:
-        typer.echo(f"Error: {err}", err=True)
-        sys.exit(1)
     typer.echo(
         f"{report['component']}: temperature {report['temperature']:.3f} from {report['predictions']} "
         f"predictions; expected calibration error on DEV {report['ece_before']:.4f} -> "
@@ -200,12 +199,9 @@ def train(
     from .distributed.spacy_adapter import parse_overrides
     from .distributed.training import train as run_train
 
-    try:
+    with exit_on_error():
         overrides = parse_overrides(ctx.args)
         run_train(config, output, overrides, workers, gpus_per_worker, cpus_per_worker, address)
-    except LLMTaggerError as err:
-        typer.echo(f"Error: {err}", err=True)
-        sys.exit(1)
 
 
 if __name__ == "__main__":

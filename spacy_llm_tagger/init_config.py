@@ -149,10 +149,9 @@ rate = {rate}"""
 
 
 def target_score(target: str) -> str:
-    """The score that measures the target: ents_f, spans_KEY_f, tag_acc or pos_acc."""
-    if target.startswith("spans:"):
-        return f"spans_{target.split(':', 1)[1]}_f"
-    return {"ents": "ents_f", "tag": "tag_acc", "pos": "pos_acc"}[target]
+    """The score that measures the target (its weight-1.0 score): ents_f, spans_KEY_f, tag_acc
+    or pos_acc."""
+    return next(key for key, weight in make_target(target).score_weights.items() if weight == 1.0)
 
 
 def score_weights(target: str, sourced_scores: List[str]) -> Dict[str, Optional[float]]:
