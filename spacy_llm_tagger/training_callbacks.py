@@ -96,6 +96,8 @@ def calibrate_before_to_disk(
     """Fit every llm_tagger's temperature on the first ``limit`` docs of ``path`` (a .spacy
     file or folder) before the pipeline is saved; ``path = null`` leaves them as they are."""
 
+    references: List[Any] = []  # read once, at the first checkpoint
+
     def calibrate(nlp: Language) -> Language:
         from .corpus import tokens_only
         from .pipeline.llm_tagger import LLMTagger
@@ -103,8 +105,10 @@ def calibrate_before_to_disk(
         taggers = [pipe for _, pipe in nlp.pipeline if isinstance(pipe, LLMTagger)]
         if path is None or not taggers:
             return nlp
-        files = sorted(Path(path).rglob("*.spacy")) if Path(path).is_dir() else [Path(path)]
-        references = [doc for file in files for doc in DocBin().from_disk(file).get_docs(nlp.vocab)][:limit]
+        if not references:
+            files = sorted(Path(path).rglob("*.spacy")) if Path(path).is_dir() else [Path(path)]
+            docs = [doc for file in files for doc in DocBin().from_disk(file).get_docs(nlp.vocab)]
+            references.extend(docs[:limit])
         examples = [Example(tokens_only(doc, nlp.vocab), doc) for doc in references if len(doc)]
         for tagger in taggers:
             tagger.calibrate(examples)
