@@ -91,3 +91,24 @@ def test_empty_and_whitespace_docs(tokenizer):
     encs = aligner(tokenizer)([nlp(""), nlp("   "), nlp("\n")])
     assert [len(e.token_window) for e in encs] == [0, 1, 1]
     assert encs[0].windows == []
+
+
+def test_a_fresh_tokenizer_that_adds_no_bos_gets_one_and_a_saved_one_keeps_its_frame(tmp_path):
+    """transformers 5.x converts SmolLM2's GGUF tokenizer without the BOS 4.53 adds; the tagger
+    reads every window after the BOS either way (73.6 vs 82.3 F1 at one seed, issue #34)."""
+    from tokenizers import processors
+
+    from spacy_llm_tagger.models.loading import with_start_token
+
+    tokenizer = train_tokenizer()
+    tokenizer.backend_tokenizer.post_processor = processors.TemplateProcessing(single="$A", special_tokens=[])
+    assert special_token_frame(tokenizer) == ([], [])
+    tokenizer.save_pretrained(tmp_path / "as-trained")  # a pipeline trained without one
+    with_start_token(tokenizer)
+    assert special_token_frame(tokenizer) == ([tokenizer.bos_token_id], [])
+    assert tokenizer("a b")["input_ids"][0] == tokenizer.bos_token_id
+    # idempotent, and a tokenizer that already frames its text is left alone
+    assert special_token_frame(with_start_token(tokenizer)) == ([tokenizer.bos_token_id], [])
+    from spacy_llm_tagger.models.persistence import _load_saved_tokenizer
+
+    assert special_token_frame(_load_saved_tokenizer(tmp_path / "as-trained", "tiny")) == ([], [])

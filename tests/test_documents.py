@@ -8,7 +8,7 @@ import spacy
 from spacy.tokens import Doc, DocBin
 
 from spacy_llm_tagger.corpus import create_document_corpus, runs_of_sentences
-from spacy_llm_tagger.models.alignment import SubwordAligner, pack_sentences, sentence_starts
+from spacy_llm_tagger.models.alignment import SENTENCE_FINAL, SubwordAligner, pack_sentences, sentence_starts
 from spacy_llm_tagger.models.loading import special_token_frame
 
 from .test_component import make_nlp, ner_examples, train
@@ -132,16 +132,35 @@ def test_segmented_windows_read_every_token_from_its_own_sentences():
     segmented = aligner([doc], segment_length=40)[0]
     assert len(segmented.windows) > 3
     assert all(len(w) <= 40 for w in segmented.windows)
+    assert doc[-1].whitespace_  # a doc of words ends with a space, and so does each segment
     for window, (begin, end) in zip(segmented.windows, segmented.window_tokens):
         assert doc[int(begin)].is_sent_start
         # each window holds its sentences tokenized as a doc of their own
-        alone = tokenizer(doc[int(begin) : int(end)].text, add_special_tokens=False)["input_ids"]
+        text = doc[int(begin) : int(end)].text_with_ws
+        alone = tokenizer(text, add_special_tokens=False)["input_ids"]
         assert window[len(prefix) : len(window) - len(suffix)].tolist() == alone
     assert sorted(set(segmented.token_window.tolist())) == list(range(len(segmented.windows)))
     assert (segmented.token_end > segmented.token_start).all()
     # a doc that fits is not cut
     short = aligner([document(nlp.vocab, SENTENCES[:1])], segment_length=40)[0]
     assert len(short.windows) == 1
+
+
+@pytest.mark.parametrize("final_space", [True, False])
+def test_one_sentence_longer_than_the_segment_is_read_exactly_as_whole(final_space):
+    """Issue #34: a test sentence longer than the learned window was cut into windows (and
+    lost its final space), which cost up to 2 F1 against reading it whole."""
+    tokenizer = train_tokenizer()
+    prefix, suffix = special_token_frame(tokenizer)
+    aligner = SubwordAligner(tokenizer, prefix, suffix, max_length=2048, window_overlap=8)
+    words = [w for sentence in SENTENCES for w in sentence if w not in SENTENCE_FINAL]
+    doc = Doc(spacy.blank("en").vocab, words=words, spaces=[True] * (len(words) - 1) + [final_space])
+    whole = aligner([doc])[0]
+    assert len(whole.windows[0]) > 60
+    cut = aligner([doc], segment_length=20)[0]
+    assert [w.tolist() for w in cut.windows] == [w.tolist() for w in whole.windows]
+    np.testing.assert_array_equal(cut.token_start, whole.token_start)
+    np.testing.assert_array_equal(cut.token_end, whole.token_end)
 
 
 def test_model_records_training_lengths_and_reads_long_docs_by_sentences(tiny_model_dir, tmp_path):
@@ -164,14 +183,17 @@ def test_model_records_training_lengths_and_reads_long_docs_by_sentences(tiny_mo
     frame = sum(map(len, special_token_frame(model.loaded.tokenizer)))
     assert min(a + b for a, b in zip(lengths, lengths[1:])) - frame > longest_sentence  # one per window
     words = [w for s in sentences for w in s]
-    doc = Doc(nlp.vocab, words=words, sent_starts=[i == 0 for s in sentences for i in range(len(s))])
+    spaces = [True] * (len(words) - 1) + [False]  # ends as each sentence alone does
+    doc = Doc(
+        nlp.vocab, words=words, spaces=spaces, sent_starts=[i == 0 for s in sentences for i in range(len(s))]
+    )
     config = {"components.llm_tagger.model.inference_window": longest_sentence}
     tagger = spacy.load(save(nlp, tmp_path), config=config).get_pipe("llm_tagger")
     assert tagger.model.segment_length == longest_sentence
     (long_scores,) = tagger.model.predict([doc])
     np.testing.assert_allclose(long_scores, np.concatenate(tagger.model.predict(alone)), atol=1e-5)
     # without the sentence annotation, the full stops mark the sentences
-    (unsegmented,) = tagger.model.predict([Doc(nlp.vocab, words=words)])
+    (unsegmented,) = tagger.model.predict([Doc(nlp.vocab, words=words, spaces=spaces)])
     np.testing.assert_allclose(unsegmented, long_scores, atol=1e-5)
 
 

@@ -190,15 +190,6 @@ class DecoderModel(Model):
         return min(max(learned, MIN_SEGMENT_LENGTH), settings.max_length)
 
     @property
-    def sentence_length(self) -> Optional[int]:
-        """Subwords per window for a single sentence longer than ``segment_length``: the
-        longest window the model was trained on (``inference_window`` when set)."""
-        settings = self.settings
-        if settings.inference_window or not self.trained_lengths.total:
-            return self.segment_length
-        return min(max(self.trained_lengths.percentile(100), MIN_SEGMENT_LENGTH), settings.max_length)
-
-    @property
     def device(self) -> torch.device:
         return wrapper_device(self.loaded.wrapper)
 
@@ -225,13 +216,13 @@ class DecoderModel(Model):
         """Align ``docs`` to subword windows and group them into forward passes.
 
         Training reads docs whole (windows of ``max_length``) and records their lengths;
-        prediction cuts long docs as ``segment_length`` and ``sentence_length`` say.
+        prediction cuts long docs at sentence boundaries as ``segment_length`` says.
         """
         loaded = self.loaded
         if is_train:
             encoded = loaded.aligner(docs)
         else:
-            encoded = loaded.aligner(docs, self.segment_length, self.sentence_length)
+            encoded = loaded.aligner(docs, self.segment_length)
         plan = plan_passes(encoded, self.batch_tokens, loaded.aligner.filler_id, self.settings.pooling)
         if is_train:
             self.trained_lengths.add(len(window) for window in plan.windows)

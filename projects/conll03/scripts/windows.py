@@ -50,7 +50,6 @@ def main(
         result["document_f1"][str(window)] = {
             "f1": f1,
             "segment_length": tagger_model.segment_length,
-            "sentence_length": tagger_model.sentence_length,
         }
         print(
             f"one Doc per document, inference_window {window} (windows of "
