@@ -86,10 +86,6 @@ def run(args: argparse.Namespace) -> Dict[str, object]:
     optimizer = nlp.initialize(lambda: train)
     for name, value in json.loads(args.optimizer).items():
         setattr(optimizer, name, value)
-    if getattr(args, "warmup", 0):
-        from spacy_llm_tagger.training_callbacks import warmup_constant
-
-        optimizer._set_attr_or_schedule("learn_rate", warmup_constant(optimizer.learn_rate, args.warmup))
     rng = random.Random(args.seed)
     losses_per_epoch = []
     for epoch in range(args.epochs):
@@ -97,7 +93,6 @@ def run(args: argparse.Namespace) -> Dict[str, object]:
         losses: Dict[str, float] = {}
         for batch in minibatch(train, args.batch):
             nlp.update(batch, sgd=optimizer, losses=losses)
-            optimizer.step_schedules()  # as spacy train does; a no-op without schedules
         losses_per_epoch.append(round(losses.get("llm_tagger", 0.0), 4))
         print(f"epoch {epoch}: loss {losses_per_epoch[-1]}", file=sys.stderr, flush=True)
     train_seconds = time.time() - started
@@ -135,7 +130,6 @@ def main() -> None:
     parser.add_argument("--unmask", default="all")
     parser.add_argument("--model-settings", default="{}", help="JSON: more [model] settings")
     parser.add_argument("--optimizer", default="{}", help="JSON: optimizer attributes to set")
-    parser.add_argument("--warmup", type=int, default=0, help="linear warm-up steps for the optimizer")
     parser.add_argument("--save", type=Path, default=None, help="also save the trained pipeline here")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()

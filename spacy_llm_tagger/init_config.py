@@ -2,8 +2,8 @@
 
 Like ``spacy init config``: the file holds every setting, with comments saying what to change.
 Its training defaults work from about 50 to 50,000 training documents: no epoch cap, so
-training runs until dev scores stop improving (``patience``) or ``max_steps``; the learning
-rate warms up so that the first evaluations already see a trained head; and the best
+training runs until dev scores stop improving (``patience``) or ``max_steps``; the tagger's
+updates warm up (``warmup_steps``) so that the first evaluations already see a trained head; and the best
 checkpoint is chosen on the target's own score.
 """
 
@@ -48,6 +48,8 @@ overwrite = true
 confidences = true
 threshold = 0.0
 scores_key = "scored_ents"
+# the first N updates get 1/N, 2/N, ... of the learning rate (docs/default-path.md)
+warmup_steps = 30
 
 [components.{name}.model]
 {model}
@@ -122,8 +124,7 @@ grad_clip = 1.0
 use_averages = false
 eps = 0.00000001
 
-[training.optimizer.learn_rate]
-{learn_rate}
+learn_rate = {learn_rate}
 
 [training.score_weights]
 {score_weights}
@@ -140,12 +141,9 @@ after_init = null
 
 [initialize.tokenizer]
 """
-# The learning rate: linear warm-up to `rate`, then constant (no total needed, so no cap on
-# steps). See docs/configuration.md for the measurements behind it.
-LEARN_RATE = """\
-@schedules = "spacy-llm-tagger.warmup_constant.v1"
-warmup_steps = {warmup_steps}
-rate = {rate}"""
+# Constant after the component's own warm-up (warmup_steps), so no total number of steps is
+# needed and training can run until the dev score stops improving.
+LEARN_RATE = 0.0005
 
 
 def target_score(target: str) -> str:
@@ -205,7 +203,7 @@ def init_config(
         patience=400,
         eval_frequency=50,
         frozen=_list(frozen),
-        learn_rate=LEARN_RATE.format(warmup_steps=30, rate=0.0005),
+        learn_rate=LEARN_RATE,
         score_weights=_block(score_weights(target, sourced_scores)),
     )
     config = Config().from_str(text, interpolate=False)

@@ -1,8 +1,5 @@
-"""Registered pieces for ``spacy train`` configs: a learning-rate schedule and a logger.
+"""Registered pieces for ``spacy train`` configs: a logger and a checkpoint callback.
 
-- ``spacy-llm-tagger.warmup_constant.v1`` (thinc schedules): a linear warm-up to ``rate``,
-  then constant; unlike ``warmup_linear.v1`` it needs no total, so training can run until
-  the dev score stops improving.
 - ``spacy-llm-tagger.ConsoleLogger.v1`` (spaCy loggers): spaCy's ``ConsoleLogger.v3``, plus
   a warning at the end when model-best is the first evaluation (the untrained model).
 - ``spacy-llm-tagger.calibrate.v1`` (spaCy misc, for ``[training.before_to_disk]``): every
@@ -12,25 +9,15 @@
 
 import sys
 from pathlib import Path
-from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
+from typing import IO, Any, Callable, Dict, List, Optional, Tuple, Union
 
 from spacy.language import Language
 from spacy.tokens import DocBin
 from spacy.training import Example
 from spacy.util import registry
-from thinc.api import registry as thinc_registry
 from wasabi import Printer
 
 LogStep = Callable[[Optional[Dict[str, Any]]], None]
-
-
-@thinc_registry.schedules("spacy-llm-tagger.warmup_constant.v1")
-def warmup_constant(rate: float, warmup_steps: int) -> Iterator[float]:
-    """``rate`` reached linearly over ``warmup_steps`` updates, constant afterwards."""
-    step = 0
-    while True:
-        yield rate * min(1.0, (step + 1) / max(1, warmup_steps))
-        step += 1
 
 
 def untrained_best_warning(evaluations: List[Tuple[int, float]]) -> Optional[str]:

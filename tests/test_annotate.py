@@ -164,6 +164,24 @@ def test_clear_errors_before_any_work(pipeline, tmp_path):
     with pytest.raises(DataError, match="another run"):
         annotate(pipeline, good, tmp_path / "out", shard_size=2, progress=False)
     assert not (tmp_path / "out2").exists()
+    (tmp_path / "empty.jsonl").write_text("")
+    with pytest.raises(DataError, match="holds no records"):
+        annotate(pipeline, tmp_path / "empty.jsonl", tmp_path / "out3")
+
+
+def test_a_retrained_model_does_not_reuse_the_results_of_the_old_one(pipeline, tmp_path):
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(pipeline, model)
+    good = write_jsonl(tmp_path / "in.jsonl", GOOD)
+    annotate(model, good, tmp_path / "out", progress=False)
+    annotate(model, good, tmp_path / "out", progress=False)  # same model: resumes (nothing to do)
+    meta = model / "meta.json"
+    meta.write_text(meta.read_text())  # the folder written again, as a retraining does
+    os.utime(meta, ns=(time.time_ns() + 10**9, time.time_ns() + 10**9))
+    with pytest.raises(DataError, match="retrained"):
+        annotate(model, good, tmp_path / "out", progress=False)
 
 
 def test_resumes_after_kill_9(pipeline, tmp_path):

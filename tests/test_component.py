@@ -29,9 +29,12 @@ def ner_examples(nlp):
     return examples
 
 
-def make_nlp(model_dir, target="ents", **model):
+def make_nlp(model_dir, target="ents", warmup_steps=0, **model):
+    """A blank pipeline with a tiny llm_tagger; no warm-up, so a few updates fit (test_warmup.py
+    covers the default's)."""
     nlp = spacy.blank("en")
-    config = {"target": target, "model": {"name": str(model_dir), "lora_r": 4, "lora_alpha": 8, **model}}
+    model = {"name": str(model_dir), "lora_r": 4, "lora_alpha": 8, **model}
+    config = {"target": target, "warmup_steps": warmup_steps, "model": model}
     nlp.add_pipe("llm_tagger", config=config)
     return nlp
 

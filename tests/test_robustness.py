@@ -194,3 +194,29 @@ def test_encoder_gguf_file_is_a_clear_error(tmp_path):
     nlp = make_nlp(encoder)
     with pytest.raises((ModelError, ModelNotFoundError), match=r"bert-encoder\.gguf.*'bert'"):
         nlp.initialize(lambda: ner_examples(nlp))
+
+
+def test_gguf_file_without_the_gguf_package_names_the_extra(tmp_path, monkeypatch):
+    import importlib.util
+
+    from spacy_llm_tagger.errors import MissingDependencyError
+
+    model_file = tmp_path / "model.gguf"
+    model_file.write_bytes(b"GGUF")
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "gguf" else find_spec(name, *a)
+    )
+    nlp = make_nlp(model_file)
+    with pytest.raises(MissingDependencyError, match=r"spacy-llm-tagger\[gguf\]"):
+        nlp.initialize(lambda: ner_examples(nlp))
+
+
+def test_hub_id_offline_points_at_local_names(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache
+    nlp = make_nlp("no-such-org/no-such-model")
+    with pytest.raises(
+        ModelNotFoundError, match=r"(?s)no-such-org/no-such-model.*docs/models\.md.*HF_HUB_OFFLINE"
+    ):
+        nlp.initialize(lambda: ner_examples(nlp))

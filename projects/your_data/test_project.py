@@ -76,7 +76,7 @@ def test_workflow_writes_per_label_metrics_and_a_wheel(project):
         for prf in metrics["ents_per_type"].values():
             assert set(prf) == {"p", "r", "f"}
     assert (root / "training" / "model-best" / "meta.json").exists()
-    cfg = json.loads((root / "training" / "model-calibrated" / "llm_tagger" / "cfg").read_text())
+    cfg = json.loads((root / "training" / "model-best" / "llm_tagger" / "cfg").read_text())
     assert cfg["temperature"] > 0 and set(cfg["labels"]) == LABELS
     name = "en_your_data_tagger-0.1.0"
     assert (root / "packages" / name / "dist" / f"{name}-py3-none-any.whl").exists()

@@ -23,6 +23,13 @@ from ..errors import DataError
 from .inputs import ShardSpec
 
 MANIFEST = "manifest.json"
+# How a difference between this run and the OUTPUT folder's manifest is told to the user.
+DIFFERENCES = {
+    "model": "another MODEL",
+    "model_fingerprint": "the MODEL's files changed since, e.g. it was retrained",
+    "inputs": "other INPUT files",
+    "shards": "the INPUT files changed since",
+}
 ERRORS = "errors.jsonl"
 SUMMARY = "summary.json"
 
@@ -57,11 +64,13 @@ class OutputFolder:
         manifest_file = self.path / MANIFEST
         if manifest_file.exists():
             previous = json.loads(manifest_file.read_text(encoding="utf8"))
-            differs = [key for key in manifest if previous.get(key) != manifest[key]]
+            # A key a manifest of an older release lacks is not compared.
+            differs = [key for key in manifest if key in previous and previous[key] != manifest[key]]
             if differs:
+                what = ", ".join(DIFFERENCES.get(key, key) for key in differs)
                 raise DataError(
-                    f"OUTPUT {str(self.path)!r} holds the results of another run ({', '.join(differs)} "
-                    f"differ). Use a new OUTPUT folder, or delete this one to start again."
+                    f"OUTPUT {str(self.path)!r} holds the results of another run ({what}). "
+                    f"Use a new OUTPUT folder, or delete this one to start again."
                 )
         else:
             write_atomically(manifest_file, json.dumps(manifest, indent=1).encode("utf8"))

@@ -5,13 +5,14 @@ run finished, annotates the rest with the chosen engine while writing each shard
 arrives (in order), then writes ``errors.jsonl`` and ``summary.json``.
 """
 
+import hashlib
 import sys
 import time
 from pathlib import Path
 from typing import Any, Dict, Optional, Union
 
 from .. import __version__
-from ..errors import ConfigError, ModelNotFoundError
+from ..errors import ConfigError, DataError, ModelNotFoundError
 from .annotator import FORMATS, ShardResult
 from .engines import ENGINES, AnnotatorSettings, import_ray, run_local, run_ray
 from .inputs import DEFAULT_MAX_CHARS, input_files, plan_shards
@@ -61,9 +62,16 @@ def annotate(
     check_model(model)
     files = input_files(input_path)
     shards = plan_shards(files, shard_size)
+    if not shards:
+        raise DataError(
+            f"INPUT {str(input_path)!r} holds no records: {', '.join(str(f) for f in files[:3])} "
+            f"{'is' if len(files) == 1 else 'are'} empty. Point INPUT at a file with one record "
+            f"per line (JSONL with a 'text' field, or plain text), a .spacy file, or a folder of them."
+        )
     folder = OutputFolder(Path(output), output_format)
     identity = {
         "model": str(model),
+        "model_fingerprint": model_fingerprint(model),
         "inputs": [str(f.resolve()) for f in files],
         "format": output_format,
         "shard_size": shard_size,
@@ -110,6 +118,24 @@ def check_model(model: Union[str, Path]) -> None:
             f"package. Pass the folder nlp.to_disk() wrote (e.g. training/model-best) or "
             f"install the package (pip install en_your_pipeline-...whl)."
         )
+
+
+def model_fingerprint(model: Union[str, Path]) -> str:
+    """What identifies the trained weights: the size and modification time of every file of a
+    pipeline folder (a retrained model at the same path differs), or a package's version."""
+    path = Path(model)
+    if not path.exists():
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return f"package {model} {version(str(model))}"
+        except PackageNotFoundError:
+            return f"package {model}"
+    digest = hashlib.sha1()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        stat = file.stat()
+        digest.update(f"{file.relative_to(path)}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
 
 
 class Progress:

