@@ -11,8 +11,11 @@ truncated or dropped.
 Given a ``segment_length``, a longer doc is first cut at sentence boundaries
 (``doc.sents`` when the doc has them, else after sentence-final punctuation or at
 line breaks) into segments of whole sentences of at most that many subwords, each
-tokenized on its own as if it were a doc of its own; a sentence longer than that is
-read whole, in overlapping windows only if it is longer than ``max_length``.
+tokenized on its own as if it were a doc of its own. A doc that is one long sentence is
+read whole (in overlapping windows only beyond ``max_length``); inside a doc of several
+sentences, a "sentence" longer than ``sentence_length`` (the longest window the model
+trained on) is read in overlapping windows of that length: there it is most often a
+table, list or headline run whose boundaries have no punctuation.
 """
 
 from dataclasses import dataclass
@@ -68,12 +71,14 @@ class SubwordAligner:
         self,
         docs: Sequence[Doc],
         segment_length: Optional[int] = None,
+        sentence_length: Optional[int] = None,
     ) -> List[DocWindows]:
         """The windows of each doc.
 
         With ``segment_length`` (subwords, special tokens included), docs longer than that
         are cut at sentence boundaries into windows of whole sentences up to that length;
-        a longer sentence is one window of its own (of up to ``max_length``).
+        a longer sentence of a doc of several gets windows of ``sentence_length`` (default:
+        ``max_length``), a doc of one sentence one window up to ``max_length``.
         """
         texts = [doc.text for doc in docs]
         if not texts:
@@ -85,7 +90,7 @@ class SubwordAligner:
             return_attention_mask=False,
         )
         return [
-            self._align(doc, text, np.asarray(ids, dtype=np.int64), offsets, segment_length)
+            self._align(doc, text, np.asarray(ids, dtype=np.int64), offsets, segment_length, sentence_length)
             for doc, text, ids, offsets in zip(docs, texts, encoded["input_ids"], encoded["offset_mapping"])
         ]
 
@@ -96,6 +101,7 @@ class SubwordAligner:
         ids: np.ndarray,
         offsets: Any,
         segment_length: Optional[int],
+        sentence_length: Optional[int] = None,
     ) -> DocWindows:
         if len(doc) == 0:
             empty = np.zeros((0,), dtype=np.int64)
@@ -105,7 +111,17 @@ class SubwordAligner:
         frame = len(self.prefix) + len(self.suffix)
         if segment_length is None or len(ids) <= segment_length - frame:
             return self._window(ids, first, end, self.content_length)
-        return self._segmented(doc, text, spans, first, end, len(ids), max(2, segment_length - frame))
+        long_size = self.content_length if sentence_length is None else max(2, sentence_length - frame)
+        return self._segmented(
+            doc,
+            text,
+            spans,
+            first,
+            end,
+            len(ids),
+            max(2, segment_length - frame),
+            min(long_size, self.content_length),
+        )
 
     def _token_subwords(
         self,
@@ -146,15 +162,20 @@ class SubwordAligner:
         end: np.ndarray,
         n_sub: int,
         size: int,
+        long_size: int,
     ) -> DocWindows:
-        """Windows of whole sentences packed up to ``size`` subwords (see module docstring).
+        """Windows of whole sentences packed up to ``size`` subwords, a longer sentence in
+        windows of ``long_size`` (see module docstring).
 
         Each segment is tokenized on its own, from its first token's first character, as a
         doc of those sentences alone would be: ending with its last token's whitespace when
         the doc itself ends with whitespace (docs built from word lists do, and a model
         trained on them reads a missing final space as a different text), else without.
         """
-        ranges = pack_sentences(first, end, sentence_starts(doc), n_sub, size)
+        starts = sentence_starts(doc)
+        ranges = pack_sentences(first, end, starts, n_sub, size)
+        if len(starts) == 1:  # one sentence: read whole
+            long_size = self.content_length
         char_start = [int(spans[begin, 0]) for begin, _ in ranges]
         keep_space = bool(doc[-1].whitespace_)
         char_end = [
@@ -179,9 +200,11 @@ class SubwordAligner:
                 offsets,
                 non_space[lo:hi] - start,
             )
-            # One window per segment (its own tokenization may come out a subword or two
-            # longer than packed); only a sentence longer than max_length gets several.
-            parts.append((begin, self._window(seg_ids, seg_first, seg_end, self.content_length)))
+            # A segment the packing found to fit stays one window even if its own
+            # tokenization came out a subword or two longer.
+            fits = (first[stop] if stop < len(first) else n_sub) - first[begin] <= size
+            window = min(max(size, len(seg_ids)), self.content_length) if fits else long_size
+            parts.append((begin, self._window(seg_ids, seg_first, seg_end, window)))
         return concatenate_windows(parts)
 
     def _window(self, ids: np.ndarray, first: np.ndarray, end: np.ndarray, size: int) -> DocWindows:

@@ -190,6 +190,16 @@ class DecoderModel(Model):
         return min(max(learned, MIN_SEGMENT_LENGTH), settings.max_length)
 
     @property
+    def sentence_length(self) -> Optional[int]:
+        """Subwords per window for an overlong "sentence" inside a doc of several: the
+        longest window the model was trained on (``inference_window`` when set). A doc
+        that is a single sentence is read whole, up to ``max_length``."""
+        settings = self.settings
+        if settings.inference_window or not self.trained_lengths.total:
+            return self.segment_length
+        return min(max(self.trained_lengths.percentile(100), MIN_SEGMENT_LENGTH), settings.max_length)
+
+    @property
     def device(self) -> torch.device:
         return wrapper_device(self.loaded.wrapper)
 
@@ -216,13 +226,14 @@ class DecoderModel(Model):
         """Align ``docs`` to subword windows and group them into forward passes.
 
         Training reads docs whole (windows of ``max_length``) and records their lengths;
-        prediction cuts long docs at sentence boundaries as ``segment_length`` says.
+        prediction cuts long docs at sentence boundaries as ``segment_length`` and
+        ``sentence_length`` say.
         """
         loaded = self.loaded
         if is_train:
             encoded = loaded.aligner(docs)
         else:
-            encoded = loaded.aligner(docs, self.segment_length)
+            encoded = loaded.aligner(docs, self.segment_length, self.sentence_length)
         plan = plan_passes(encoded, self.batch_tokens, loaded.aligner.filler_id, self.settings.pooling)
         if is_train:
             self.trained_lengths.add(len(window) for window in plan.windows)
