@@ -49,6 +49,24 @@ def test_your_own_data_commands_run_as_written(tiny_model_dir, tmp_path):
     assert (tmp_path / "corpus" / "dev.spacy").exists() and (tmp_path / "corpus" / "test.spacy").exists()
 
 
-@pytest.mark.parametrize("name", ["your-own-data"])
+def test_the_spacy_train_example_with_a_layer_pattern_runs(tmp_path):
+    """The `unmask '"0011"'` override, as the README writes it (it once failed unquoted)."""
+    from spacy_llm_tagger.convert import convert
+
+    from .util import make_tiny_model_dir
+
+    four_layers = make_tiny_model_dir(tmp_path / "tiny-4", n_layers=4)
+    (tmp_path / "projects").symlink_to(ROOT / "projects")
+    example = ROOT / "projects" / "your_data" / "example_data" / "example.jsonl"
+    convert(example, tmp_path / "train.spacy", lang="en", dev_share=0.2, dev_output=tmp_path / "dev.spacy")
+    (command,) = [" ".join(line.rstrip("\\").strip() for line in shell_block("spacy-train-unmask"))]
+    argv = runnable(command, four_layers) + ["--components.llm_tagger.model.name", str(four_layers)]
+    result = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, f"{command}\n{result.stdout}\n{result.stderr}"
+    config = (tmp_path / "out" / "model-best" / "config.cfg").read_text()
+    assert 'unmask = "0011"' in config
+
+
+@pytest.mark.parametrize("name", ["your-own-data", "spacy-train-unmask"])
 def test_marked_blocks_exist(name):
     assert shell_block(name)
