@@ -192,12 +192,13 @@ class DecoderModel(Model):
     @property
     def sentence_length(self) -> Optional[int]:
         """Subwords per window for an overlong "sentence" inside a doc of several: the
-        longest window the model was trained on (``inference_window`` when set). A doc
-        that is a single sentence is read whole, up to ``max_length``."""
-        settings = self.settings
-        if settings.inference_window or not self.trained_lengths.total:
-            return self.segment_length
-        return min(max(self.trained_lengths.percentile(100), MIN_SEGMENT_LENGTH), settings.max_length)
+        longest window the model was trained on, whatever ``inference_window`` says; None
+        (``max_length``) when nothing was recorded. A doc that is a single sentence is read
+        whole, up to ``max_length``."""
+        if not self.trained_lengths.total:
+            return None
+        longest = self.trained_lengths.percentile(100)
+        return min(max(longest, MIN_SEGMENT_LENGTH), self.settings.max_length)
 
     @property
     def device(self) -> torch.device:
