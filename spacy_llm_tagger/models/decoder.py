@@ -186,8 +186,7 @@ class DecoderModel(Model):
             return min(settings.inference_window, settings.max_length)
         if not self.trained_lengths.total:
             return None
-        learned = self.trained_lengths.percentile(SEGMENT_PERCENTILE)
-        return min(max(learned, MIN_SEGMENT_LENGTH), settings.max_length)
+        return self._trained_window(SEGMENT_PERCENTILE)
 
     @property
     def sentence_length(self) -> Optional[int]:
@@ -197,8 +196,12 @@ class DecoderModel(Model):
         whole, up to ``max_length``."""
         if not self.trained_lengths.total:
             return None
-        longest = self.trained_lengths.percentile(100)
-        return min(max(longest, MIN_SEGMENT_LENGTH), self.settings.max_length)
+        return self._trained_window(100)
+
+    def _trained_window(self, percentile: int) -> int:
+        """That percentile of the trained window lengths, at least 32, at most ``max_length``."""
+        learned = self.trained_lengths.percentile(percentile)
+        return min(max(learned, MIN_SEGMENT_LENGTH), self.settings.max_length)
 
     @property
     def device(self) -> torch.device:
