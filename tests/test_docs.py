@@ -25,3 +25,11 @@ def test_relative_links_in_docs_point_to_files_that_exist():
     for page in DOCS.glob("*.md"):
         for target in re.findall(r"\]\((?!https?:)([^)#]+)", page.read_text(encoding="utf8")):
             assert (page.parent / target).exists(), f"{page.name} links to missing {target}"
+
+
+def test_readme_links_point_to_files_that_exist_and_it_stays_short():
+    readme = DOCS.parent / "README.md"
+    text = readme.read_text(encoding="utf8")
+    for target in re.findall(r"\]\((?!https?:)([^)#]+)", text):
+        assert (readme.parent / target).exists(), f"README.md links to missing {target}"
+    assert len(text.splitlines()) <= 250, "README.md is for users: at most 250 lines (details go to docs/)"

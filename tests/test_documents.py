@@ -1,11 +1,13 @@
 """Whole documents: mixed-length training docs, and long docs read in windows of whole sentences."""
 
+import json
 import random
 
 import numpy as np
 import pytest
 import spacy
 from spacy.tokens import Doc, DocBin
+from spacy.training import Example
 
 from spacy_llm_tagger.corpus import create_document_corpus, runs_of_sentences
 from spacy_llm_tagger.models.alignment import SENTENCE_FINAL, SubwordAligner, pack_sentences, sentence_starts
@@ -229,3 +231,82 @@ def test_an_overlong_sentence_inside_a_document_is_read_in_trained_length_window
     assert len(windows.windows) > 2 and all(len(w) <= 30 for w in windows.windows)
     alone = Doc(spacy.blank("en").vocab, words=run_on)  # one sentence: whole
     assert len(aligner([alone], segment_length=20, sentence_length=30)[0].windows) == 1
+
+
+def test_pack_sentences_stops_at_the_sentence_limit():
+    first = np.arange(10)
+    end = first + 1
+    starts = np.asarray([0, 3, 5, 9])
+    assert pack_sentences(first, end, starts, 10, size=10, max_sentences=1) == [
+        (0, 3),
+        (3, 5),
+        (5, 9),
+        (9, 10),
+    ]
+    assert pack_sentences(first, end, starts, 10, size=10, max_sentences=2) == [(0, 5), (5, 10)]
+    assert pack_sentences(first, end, starts, 10, size=10, max_sentences=3) == [(0, 9), (9, 10)]
+    assert pack_sentences(first, end, starts, 10, size=4, max_sentences=2) == [
+        (0, 3),
+        (3, 5),
+        (5, 9),
+        (9, 10),
+    ]
+
+
+def test_a_short_doc_of_more_sentences_than_the_limit_is_read_a_sentence_at_a_time():
+    tokenizer = train_tokenizer()
+    prefix, suffix = special_token_frame(tokenizer)
+    aligner = SubwordAligner(tokenizer, prefix, suffix, max_length=2048, window_overlap=8)
+    doc = document(spacy.blank("en").vocab, SENTENCES[:3])
+    assert len(aligner([doc], segment_length=2048)[0].windows) == 1
+    windows = aligner([doc], segment_length=2048, segment_sentences=1)[0]
+    assert [tuple(r) for r in windows.window_tokens.tolist()] == [(s.start, s.end) for s in doc.sents]
+    assert len(aligner([doc], segment_length=2048, segment_sentences=3)[0].windows) == 1
+
+
+def test_a_sentence_trained_model_reads_a_document_as_its_sentences_alone(tiny_model_dir, tmp_path):
+    """Issue #31: packing several sentences into one window cost a sentence-trained tagger 1.0
+    F1 on dev documents with known boundaries; it now learns how many sentences a training
+    window held (one) and reads no more at a time."""
+    nlp = make_nlp(tiny_model_dir, head_dropout=0.0)
+    sentences = [["Ann", "left", "."], ["Bob", "stayed", "."], ["Carl", "went", "home", "."]] * 2
+    examples = [
+        Example(Doc(nlp.vocab, words=s), Doc(nlp.vocab, words=s, ents=["B-PER"] + ["O"] * (len(s) - 1)))
+        for s in sentences
+    ]
+    train(nlp, examples, steps=2)
+    model = nlp.get_pipe("llm_tagger").model
+    assert model.trained_sentences.counts == {1: 2 * len(examples)}
+    assert model.segment_sentences == 1
+    alone = [Doc(nlp.vocab, words=s) for s in sentences]
+    starts = [i == 0 for s in sentences for i in range(len(s))]
+    doc = Doc(nlp.vocab, words=[w for s in sentences for w in s], sent_starts=starts)
+    aligner = model.loaded.aligner
+    packed = aligner([doc], model.segment_length, model.sentence_length)[0]
+    assert len(packed.windows) < len(sentences)  # without the limit, windows of several
+    loaded = spacy.load(save(nlp, tmp_path)).get_pipe("llm_tagger").model
+    assert loaded.trained_sentences.counts == model.trained_sentences.counts
+    (whole,) = loaded.predict([doc])
+    np.testing.assert_allclose(whole, np.concatenate(loaded.predict(alone)), atol=1e-5)
+    # a window of several sentences in training lifts the limit
+    document_example = Example(doc, Doc(nlp.vocab, words=[t.text for t in doc], sent_starts=starts))
+    train(nlp, [document_example] * 30, steps=1)
+    assert model.segment_sentences == len(sentences)
+    # inference_window set: the user chose the windows, no limit
+    config = {"components.llm_tagger.model.inference_window": 64}
+    assert (
+        spacy.load(save(nlp, tmp_path), config=config).get_pipe("llm_tagger").model.segment_sentences is None
+    )
+
+
+def test_pipelines_saved_before_sentence_counts_have_no_limit(tiny_model_dir, tmp_path):
+    nlp = make_nlp(tiny_model_dir)
+    train(nlp, ner_examples(nlp), steps=1)
+    path = save(nlp, tmp_path)
+    (settings,) = (path / "llm_tagger").rglob("decoder.json")
+    meta = json.loads(settings.read_text())
+    del meta["trained_window_sentences"]
+    settings.write_text(json.dumps(meta))
+    model = spacy.load(path).get_pipe("llm_tagger").model
+    assert model.trained_sentences.total == 0 and model.segment_sentences is None
+    assert model.segment_length is not None

@@ -33,6 +33,13 @@ def test_parse_unmask_errors(spec):
         parse_unmask(spec, 4)
 
 
+def test_a_mistyped_group_pattern_is_not_read_as_a_layer_index():
+    """'0012' on a 30-layer model was silently layer 12."""
+    with pytest.raises(ConfigError, match="group pattern"):
+        parse_unmask("0012", 30)
+    assert parse_unmask("12", 30) == [12]
+
+
 def _base(family, unmask, attn="sdpa"):
     torch.manual_seed(0)
     model = build_base_model(tiny_config(family, 100, n_layers=3), "float32", attn)

@@ -7,6 +7,7 @@ own training loop on the same config with the data-parallel batcher and optimize
 """
 
 import io
+import os
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,6 +26,9 @@ class TrainSettings:
     workers: int
     gpus_per_worker: float
     cpus_per_worker: int
+    # the launching process's folder: relative paths in the config (corpora, vectors) are
+    # read from there, as `spacy train` reads them, though Ray starts workers elsewhere
+    working_dir: str = ""
 
 
 def load_training_config(config_path: Path, overrides: Dict[str, Any]):
@@ -71,6 +75,7 @@ def train(
         workers=workers,
         gpus_per_worker=gpus_per_worker,
         cpus_per_worker=cpus_per_worker,
+        working_dir=os.getcwd(),
     )
     if output is not None:
         output.mkdir(parents=True, exist_ok=True)
@@ -139,6 +144,8 @@ def train_worker(settings_dict: Dict[str, Any]) -> None:
     from .spacy_adapter import hooks_in_spacy_training
 
     settings = TrainSettings(**settings_dict)
+    if settings.working_dir and os.path.isdir(settings.working_dir):
+        os.chdir(settings.working_dir)
     rank = ray.train.get_context().get_world_rank()
     use_gpu = -1
     if settings.gpus_per_worker > 0:

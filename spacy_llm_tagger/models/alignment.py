@@ -10,7 +10,8 @@ truncated or dropped.
 
 Given a ``segment_length``, a longer doc is first cut at sentence boundaries
 (``doc.sents`` when the doc has them, else after sentence-final punctuation or at
-line breaks) into segments of whole sentences of at most that many subwords, each
+line breaks) into segments of whole sentences of at most that many subwords (and at
+most ``segment_sentences`` sentences: a doc of more is cut however short), each
 tokenized on its own as if it were a doc of its own. A doc that is one long sentence is
 read whole (in overlapping windows only beyond ``max_length``); inside a doc of several
 sentences, a "sentence" longer than ``sentence_length`` (the longest window the model
@@ -72,12 +73,14 @@ class SubwordAligner:
         docs: Sequence[Doc],
         segment_length: Optional[int] = None,
         sentence_length: Optional[int] = None,
+        segment_sentences: Optional[int] = None,
     ) -> List[DocWindows]:
         """The windows of each doc.
 
         With ``segment_length`` (subwords, special tokens included), docs longer than that
-        are cut at sentence boundaries into windows of whole sentences up to that length;
-        a longer sentence of a doc of several gets windows of ``sentence_length`` (default:
+        or of more than ``segment_sentences`` sentences are cut at sentence boundaries into
+        windows of whole sentences up to that length and that many sentences; a longer
+        sentence of a doc of several gets windows of ``sentence_length`` (default:
         ``max_length``), a doc of one sentence one window up to ``max_length``.
         """
         texts = [doc.text for doc in docs]
@@ -90,7 +93,15 @@ class SubwordAligner:
             return_attention_mask=False,
         )
         return [
-            self._align(doc, text, np.asarray(ids, dtype=np.int64), offsets, segment_length, sentence_length)
+            self._align(
+                doc,
+                text,
+                np.asarray(ids, dtype=np.int64),
+                offsets,
+                segment_length,
+                sentence_length,
+                segment_sentences,
+            )
             for doc, text, ids, offsets in zip(docs, texts, encoded["input_ids"], encoded["offset_mapping"])
         ]
 
@@ -102,6 +113,7 @@ class SubwordAligner:
         offsets: Any,
         segment_length: Optional[int],
         sentence_length: Optional[int] = None,
+        segment_sentences: Optional[int] = None,
     ) -> DocWindows:
         if len(doc) == 0:
             empty = np.zeros((0,), dtype=np.int64)
@@ -109,18 +121,25 @@ class SubwordAligner:
         spans = doc.to_array([IDX, LENGTH]).astype(np.int64).reshape(-1, 2)
         ids, first, end = self._token_subwords(text, spans[:, 0], spans[:, 0] + spans[:, 1], ids, offsets)
         frame = len(self.prefix) + len(self.suffix)
-        if segment_length is None or len(ids) <= segment_length - frame:
+        if segment_length is None:
+            return self._window(ids, first, end, self.content_length)
+        starts = sentence_starts(doc)
+        if len(ids) <= segment_length - frame and (
+            segment_sentences is None or len(starts) <= segment_sentences
+        ):
             return self._window(ids, first, end, self.content_length)
         long_size = self.content_length if sentence_length is None else max(2, sentence_length - frame)
         return self._segmented(
             doc,
             text,
             spans,
+            starts,
             first,
             end,
             len(ids),
             max(2, segment_length - frame),
             min(long_size, self.content_length),
+            segment_sentences,
         )
 
     def _token_subwords(
@@ -158,22 +177,24 @@ class SubwordAligner:
         doc: Doc,
         doc_text: str,
         spans: np.ndarray,
+        starts: np.ndarray,
         first: np.ndarray,
         end: np.ndarray,
         n_sub: int,
         size: int,
         long_size: int,
+        max_sentences: Optional[int],
     ) -> DocWindows:
-        """Windows of whole sentences packed up to ``size`` subwords, a longer sentence in
-        windows of ``long_size`` (see module docstring).
+        """Windows of whole sentences (``starts``: their first tokens) packed up to ``size``
+        subwords and ``max_sentences`` sentences, a longer sentence in windows of
+        ``long_size`` (see module docstring).
 
         Each segment is tokenized on its own, from its first token's first character, as a
         doc of those sentences alone would be: ending with its last token's whitespace when
         the doc itself ends with whitespace (docs built from word lists do, and a model
         trained on them reads a missing final space as a different text), else without.
         """
-        starts = sentence_starts(doc)
-        ranges = pack_sentences(first, end, starts, n_sub, size)
+        ranges = pack_sentences(first, end, starts, n_sub, size, max_sentences)
         if len(starts) == 1:  # one sentence: read whole
             long_size = self.content_length
         char_start = [int(spans[begin, 0]) for begin, _ in ranges]
@@ -237,6 +258,16 @@ class SubwordAligner:
         )
 
 
+def window_sentence_counts(doc: Doc, windows: DocWindows) -> List[int]:
+    """How many sentences (``sentence_starts``) begin in each window of ``doc``; the first
+    window counts the one it starts in."""
+    starts = sentence_starts(doc)
+    counts = [
+        int(np.count_nonzero((starts > begin) & (starts < stop))) + 1 for begin, stop in windows.window_tokens
+    ]
+    return counts
+
+
 def sentence_starts(doc: Doc) -> np.ndarray:
     """Token indices where sentences start: ``doc.sents`` if set, else after sentence-final
     punctuation (``SENTENCE_FINAL``) and at line breaks."""
@@ -250,9 +281,15 @@ def sentence_starts(doc: Doc) -> np.ndarray:
 
 
 def pack_sentences(
-    first: np.ndarray, end: np.ndarray, starts: np.ndarray, n_sub: int, size: int
+    first: np.ndarray,
+    end: np.ndarray,
+    starts: np.ndarray,
+    n_sub: int,
+    size: int,
+    max_sentences: Optional[int] = None,
 ) -> List[Tuple[int, int]]:
-    """Token ranges of consecutive whole sentences, each at most ``size`` subwords if it can be.
+    """Token ranges of consecutive whole sentences, each at most ``size`` subwords and
+    ``max_sentences`` sentences if it can be.
 
     ``first``/``end``: each token's subword range; ``starts``: sentence starts (tokens). A
     cut is only made where no subword is shared across it. A sentence longer than ``size``
@@ -266,10 +303,14 @@ def pack_sentences(
     begin = 0
     while begin < n_tokens:
         limit = first[begin] + size
-        if n_sub <= limit:
+        following = starts[starts > begin]
+        too_many = max_sentences is not None and len(following) >= max_sentences
+        if n_sub <= limit and not too_many:
             ranges.append((begin, n_tokens))
             break
         fits = int(np.searchsorted(cut_sub, limit, side="right")) - 1
+        if too_many:  # the last cut at or before the start of sentence max_sentences + 1
+            fits = min(fits, int(np.searchsorted(cuts, following[max_sentences - 1], side="right")) - 1)
         if fits >= 0 and cuts[fits] > begin:
             stop = int(cuts[fits])
         else:

@@ -20,7 +20,7 @@ import torch
 from thinc.api import ArgsKwargs, Model, PyTorchWrapper_v2
 
 from ..errors import ConfigError, NotInitializedError
-from .alignment import DocWindows, SubwordAligner
+from .alignment import DocWindows, SubwordAligner, window_sentence_counts
 from .batching import PassPlan, WindowPass, plan_passes
 from .loading import ModelLocation, special_token_frame
 from .network import DecoderNetwork, build_unmasked_decoder, padded_output_converter, wrapper_device
@@ -46,7 +46,7 @@ MIN_SEGMENT_LENGTH = 32
 @dataclass
 class TrainedLengths:
     """How many training windows of each length (subwords, special tokens included) the
-    model has seen: what it knows how to read."""
+    model has seen: what it knows how to read. Also counts the sentences they held."""
 
     counts: Dict[int, int] = field(default_factory=dict)
 
@@ -138,6 +138,7 @@ class DecoderModel(Model):
                 "network": network,
                 "loaded": None,
                 "trained_lengths": TrainedLengths(),
+                "trained_sentences": TrainedLengths(),
                 **(attrs or {}),
             },
         )
@@ -172,6 +173,11 @@ class DecoderModel(Model):
         return self.attrs["trained_lengths"]
 
     @property
+    def trained_sentences(self) -> TrainedLengths:
+        """How many sentences the training windows held (saved with it)."""
+        return self.attrs["trained_sentences"]
+
+    @property
     def segment_length(self) -> Optional[int]:
         """Subwords per window at inference: longer docs are cut at sentence boundaries into
         windows of whole sentences up to this length.
@@ -197,6 +203,16 @@ class DecoderModel(Model):
         if not self.trained_lengths.total:
             return None
         return self._trained_window(100)
+
+    @property
+    def segment_sentences(self) -> Optional[int]:
+        """Sentences per window at inference, at most: the 95th percentile of the sentences
+        the training windows held (1 for a model trained on one Doc per sentence). None, no
+        limit, when ``inference_window`` is set or nothing was recorded (a pipeline saved
+        before the counts were)."""
+        if self.settings.inference_window or not self.trained_sentences.total:
+            return None
+        return max(1, self.trained_sentences.percentile(SEGMENT_PERCENTILE))
 
     def _trained_window(self, percentile: int) -> int:
         """That percentile of the trained window lengths, at least 32, at most ``max_length``."""
@@ -229,18 +245,21 @@ class DecoderModel(Model):
     def plan(self, docs: Sequence[Any], is_train: bool) -> Tuple[List[DocWindows], PassPlan]:
         """Align ``docs`` to subword windows and group them into forward passes.
 
-        Training reads docs whole (windows of ``max_length``) and records their lengths;
-        prediction cuts long docs at sentence boundaries as ``segment_length`` and
-        ``sentence_length`` say.
+        Training reads docs whole (windows of ``max_length``) and records their lengths and
+        how many sentences they held; prediction cuts docs at sentence boundaries as
+        ``segment_length``, ``segment_sentences`` and ``sentence_length`` say.
         """
         loaded = self.loaded
         if is_train:
             encoded = loaded.aligner(docs)
         else:
-            encoded = loaded.aligner(docs, self.segment_length, self.sentence_length)
+            encoded = loaded.aligner(docs, self.segment_length, self.sentence_length, self.segment_sentences)
         plan = plan_passes(encoded, self.batch_tokens, loaded.aligner.filler_id, self.settings.pooling)
         if is_train:
             self.trained_lengths.add(len(window) for window in plan.windows)
+            self.trained_sentences.add(
+                count for doc, windows in zip(docs, encoded) for count in window_sentence_counts(doc, windows)
+            )
         return encoded, plan
 
     # -- building the network ------------------------------------------
@@ -314,12 +333,14 @@ class DecoderModel(Model):
             loaded.base_config,
             loaded.module,
             self.trained_lengths.to_dict(),
+            self.trained_sentences.to_dict(),
         )
 
     def load_folder(self, path: Union[str, Path]) -> "DecoderModel":
         """Rebuild the network from a folder of :meth:`save_folder`, offline."""
         saved = read_folder(path, self.settings)
         self.attrs["trained_lengths"] = TrainedLengths.from_dict(saved.trained_lengths)
+        self.attrs["trained_sentences"] = TrainedLengths.from_dict(saved.trained_sentences)
         if saved.n_out is not None:
             self.set_dim("nO", saved.n_out, force=True)
         try:
@@ -344,10 +365,11 @@ class DecoderModel(Model):
             attrs={
                 key: value
                 for key, value in self.attrs.items()
-                if key not in ("settings", "network", "loaded", "trained_lengths")
+                if key not in ("settings", "network", "loaded", "trained_lengths", "trained_sentences")
             },
         )
         copied.attrs["trained_lengths"] = copy.deepcopy(self.trained_lengths)
+        copied.attrs["trained_sentences"] = copy.deepcopy(self.trained_sentences)
         if self.is_loaded:
             copied.from_bytes(self.to_bytes())
         return copied

@@ -57,9 +57,8 @@ def predict_in_inference_mode(loaded: LoadedDecoder, batch: WindowPass) -> Any:
     module = loaded.predicting_module
     args, _ = loaded.convert_inputs(loaded.wrapper, batch, False)
     if module.training:
-        # Stays in eval mode until the next training step (thinc's begin_update sets
-        # train mode): toggling ~2,500 submodules on every call dominated nlp() on short
-        # docs (bench_speed scaling, 10-word doc: 77 -> 165 words/s).
+        # Stays in eval mode until the next training step (thinc's begin_update sets train
+        # mode), not toggled per call: docs/fast-inference.md#speed-without-these-settings.
         module.eval()
     with torch.inference_mode():
         output = module(*args.args, **args.kwargs)

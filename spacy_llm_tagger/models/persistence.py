@@ -51,6 +51,7 @@ class SavedDecoder:
     base: Any  # the base decoder with its pretrained weights
     adapter_state: Optional[Dict[str, torch.Tensor]]
     trained_lengths: Optional[Dict[str, int]]  # None in folders saved by release 0.1.0
+    trained_sentences: Optional[Dict[str, int]]  # None in folders saved before 0.3.0
 
 
 def write_folder(
@@ -61,6 +62,7 @@ def write_folder(
     base_config: Any,
     network: DecoderNetwork,
     trained_lengths: Dict[str, int],
+    trained_sentences: Dict[str, int],
 ) -> None:
     """Write the trained parts (and with ``store_base_weights`` the base weights) to ``path``."""
     path = Path(path)
@@ -73,6 +75,7 @@ def write_folder(
         "base_weights_stored": bool(settings.store_base_weights),
         "unmasked_layers": network.unmasked_layers,
         "trained_window_lengths": trained_lengths,
+        "trained_window_sentences": trained_sentences,
     }
     (path / SETTINGS_FILE).write_text(json.dumps(meta, indent=2, default=str), encoding="utf8")
     tokenizer.save_pretrained(str(path / TOKENIZER_DIR))
@@ -113,6 +116,7 @@ def read_folder(path: Union[str, Path], settings: DecoderSettings) -> SavedDecod
         base,
         adapter_state,
         meta.get("trained_window_lengths"),
+        meta.get("trained_window_sentences"),
     )
 
 

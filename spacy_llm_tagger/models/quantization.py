@@ -21,10 +21,8 @@ from .network import DecoderNetwork
 
 QUANTIZED_ENGINES = ("x86", "fbgemm", "onednn", "qnnpack")
 # The output projections of attention and MLP stay float32 (Llama-style names; Phi / Mixtral /
-# GPT-NeoX MLP names too). On the trained SmolLM2 tagger, 60 CoNLL-2003 test documents
-# (12,265 words, 2-core AVX2 CPU): int8 everywhere agreed with float32 on 97.1% of token labels
-# (F1 81.5 -> 75.8); without down_proj 99.0% (80.9); without down_proj and o_proj 99.2%
-# (81.2); on 30 documents the three ran at 1.23x, 1.19x and 1.16x float32's words/s.
+# GPT-NeoX MLP names too); measured in docs/fast-inference.md, section "Which linear layers
+# int8 keeps in float32".
 FLOAT_LINEARS = ("o_proj", "down_proj", "fc2", "w2", "dense_4h_to_h")
 
 
@@ -78,7 +76,6 @@ def _quantize_linear_layers(module: nn.Module) -> nn.Module:
     with warnings.catch_warnings():
         # torch marks its eager-mode quantization API deprecated (it moves to torchao).
         warnings.simplefilter("ignore")
-        # Per output channel: on the tiny trained tagger of tests/test_fast_inference.py,
-        # 96.7% of token labels agreed with float32, against 94.8% per tensor.
+        # Per output channel rather than per tensor: measured in docs/fast-inference.md.
         spec = {name: per_channel_dynamic_qconfig for name in int8_layer_names(module)}
         return quantize_dynamic(module, spec, dtype=torch.qint8, inplace=True)

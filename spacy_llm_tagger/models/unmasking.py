@@ -44,7 +44,13 @@ def parse_unmask(spec: UnmaskSpec, n_layers: int) -> List[int]:
             return list(range(n_layers))
         if set(value) <= {"0", "1"}:
             return _layers_from_groups(value, n_layers)
-        if all(part.strip().lstrip("-").isdigit() for part in value.split(",")):
+        parts = [part.strip().lstrip("-") for part in value.split(",")]
+        if all(part.isdigit() for part in parts):
+            if any(len(part) > 1 and part.startswith("0") for part in parts):
+                raise ConfigError(
+                    f"unmask = {spec!r} looks like a group pattern, but a pattern has only the "
+                    f"digits 0 and 1 (such as '0011'). For layer indices write a list: [20, 21]."
+                )
             return parse_unmask([int(part) for part in value.split(",")], n_layers)
         raise ConfigError(
             f"Invalid unmask value {spec!r}. Use 'none', 'all', a list of layer "
