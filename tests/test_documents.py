@@ -253,15 +253,18 @@ def test_pack_sentences_stops_at_the_sentence_limit():
     ]
 
 
-def test_a_short_doc_of_more_sentences_than_the_limit_is_read_a_sentence_at_a_time():
+def test_a_long_doc_is_packed_up_to_the_sentence_limit():
     tokenizer = train_tokenizer()
     prefix, suffix = special_token_frame(tokenizer)
     aligner = SubwordAligner(tokenizer, prefix, suffix, max_length=2048, window_overlap=8)
     doc = document(spacy.blank("en").vocab, SENTENCES[:3])
-    assert len(aligner([doc], segment_length=2048)[0].windows) == 1
-    windows = aligner([doc], segment_length=2048, segment_sentences=1)[0]
+    whole = len(aligner([doc])[0].windows[0])
+    assert len(aligner([doc], segment_length=whole - 1)[0].windows) < 3  # packed by length
+    windows = aligner([doc], segment_length=whole - 1, segment_sentences=1)[0]
     assert [tuple(r) for r in windows.window_tokens.tolist()] == [(s.start, s.end) for s in doc.sents]
-    assert len(aligner([doc], segment_length=2048, segment_sentences=3)[0].windows) == 1
+    # a doc that fits the length is read whole, however many sentences it has (a sentence
+    # with a "?" inside stays one window)
+    assert len(aligner([doc], segment_length=whole, segment_sentences=1)[0].windows) == 1
 
 
 def test_a_sentence_trained_model_reads_a_document_as_its_sentences_alone(tiny_model_dir, tmp_path):
@@ -269,7 +272,7 @@ def test_a_sentence_trained_model_reads_a_document_as_its_sentences_alone(tiny_m
     F1 on dev documents with known boundaries; it now learns how many sentences a training
     window held (one) and reads no more at a time."""
     nlp = make_nlp(tiny_model_dir, head_dropout=0.0)
-    sentences = [["Ann", "left", "."], ["Bob", "stayed", "."], ["Carl", "went", "home", "."]] * 2
+    sentences = [["Ann", "left", "."], ["Bob", "stayed", "."], ["Carl", "went", "home", "."]] * 4
     examples = [
         Example(Doc(nlp.vocab, words=s), Doc(nlp.vocab, words=s, ents=["B-PER"] + ["O"] * (len(s) - 1)))
         for s in sentences
@@ -283,6 +286,7 @@ def test_a_sentence_trained_model_reads_a_document_as_its_sentences_alone(tiny_m
     doc = Doc(nlp.vocab, words=[w for s in sentences for w in s], sent_starts=starts)
     aligner = model.loaded.aligner
     packed = aligner([doc], model.segment_length, model.sentence_length)[0]
+    assert len(aligner([doc])[0].windows[0]) > model.segment_length  # long: read in segments
     assert len(packed.windows) < len(sentences)  # without the limit, windows of several
     loaded = spacy.load(save(nlp, tmp_path)).get_pipe("llm_tagger").model
     assert loaded.trained_sentences.counts == model.trained_sentences.counts

@@ -10,11 +10,10 @@ truncated or dropped.
 
 Given a ``segment_length``, a longer doc is first cut at sentence boundaries
 (``doc.sents`` when the doc has them, else after sentence-final punctuation or at
-line breaks) into segments of whole sentences of at most that many subwords (and at
-most ``segment_sentences`` sentences: a doc of more is cut however short), each
-tokenized on its own as if it were a doc of its own. A doc that is one long sentence is
-read whole (in overlapping windows only beyond ``max_length``); inside a doc of several
-sentences, a "sentence" longer than ``sentence_length`` (the longest window the model
+line breaks) into segments of whole sentences of at most that many subwords and
+``segment_sentences`` sentences, each tokenized on its own as if it were a doc of its
+own. A doc that is one long sentence is read whole (in overlapping windows only beyond
+``max_length``); inside a doc of several sentences, a "sentence" longer than ``sentence_length`` (the longest window the model
 trained on) is read in overlapping windows of that length: there it is most often a
 table, list or headline run whose boundaries have no punctuation.
 """
@@ -78,10 +77,10 @@ class SubwordAligner:
         """The windows of each doc.
 
         With ``segment_length`` (subwords, special tokens included), docs longer than that
-        or of more than ``segment_sentences`` sentences are cut at sentence boundaries into
-        windows of whole sentences up to that length and that many sentences; a longer
-        sentence of a doc of several gets windows of ``sentence_length`` (default:
-        ``max_length``), a doc of one sentence one window up to ``max_length``.
+        are cut at sentence boundaries into windows of whole sentences up to that length and
+        ``segment_sentences`` sentences; a longer sentence of a doc of several gets windows
+        of ``sentence_length`` (default: ``max_length``), a doc of one sentence one window up
+        to ``max_length``.
         """
         texts = [doc.text for doc in docs]
         if not texts:
@@ -121,19 +120,14 @@ class SubwordAligner:
         spans = doc.to_array([IDX, LENGTH]).astype(np.int64).reshape(-1, 2)
         ids, first, end = self._token_subwords(text, spans[:, 0], spans[:, 0] + spans[:, 1], ids, offsets)
         frame = len(self.prefix) + len(self.suffix)
-        if segment_length is None:
-            return self._window(ids, first, end, self.content_length)
-        starts = sentence_starts(doc)
-        if len(ids) <= segment_length - frame and (
-            segment_sentences is None or len(starts) <= segment_sentences
-        ):
+        if segment_length is None or len(ids) <= segment_length - frame:
             return self._window(ids, first, end, self.content_length)
         long_size = self.content_length if sentence_length is None else max(2, sentence_length - frame)
         return self._segmented(
             doc,
             text,
             spans,
-            starts,
+            sentence_starts(doc),
             first,
             end,
             len(ids),
@@ -304,13 +298,16 @@ def pack_sentences(
     while begin < n_tokens:
         limit = first[begin] + size
         following = starts[starts > begin]
-        too_many = max_sentences is not None and len(following) >= max_sentences
-        if n_sub <= limit and not too_many:
+        # the start of sentence max_sentences + 1, counting from begin, if there is one
+        next_start = (
+            following[max_sentences - 1] if max_sentences and len(following) >= max_sentences else None
+        )
+        if n_sub <= limit and next_start is None:
             ranges.append((begin, n_tokens))
             break
         fits = int(np.searchsorted(cut_sub, limit, side="right")) - 1
-        if too_many:  # the last cut at or before the start of sentence max_sentences + 1
-            fits = min(fits, int(np.searchsorted(cuts, following[max_sentences - 1], side="right")) - 1)
+        if next_start is not None:  # the last cut at or before it
+            fits = min(fits, int(np.searchsorted(cuts, next_start, side="right")) - 1)
         if fits >= 0 and cuts[fits] > begin:
             stop = int(cuts[fits])
         else:

@@ -1,11 +1,50 @@
-"""One markdown table (and a bar chart PNG) of every evaluated system side by side."""
+"""One markdown table (and a bar chart PNG) of every evaluated system side by side.
+
+With --recorded results, the records of the study (results/metrics: the seeds, trf-ner, Gemma,
+the full corpus) follow as rows of their own, each with the date and commit it was measured at
+(the commit its metrics record, the date from the run table in results/README.md), and the
+mean and spread of the recorded seeds.
+"""
 import json
+import math
+import re
+import statistics
+import subprocess
 from pathlib import Path
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 import typer
 
 TYPES = ["PER", "ORG", "LOC", "MISC"]
+
+
+def fmt(value: float, digits: int = 1) -> str:
+    return "-" if value != value else f"{value:.{digits}f}"
+
+
+def make_row(name: str, m: dict, training: Path) -> dict:
+    """A table row from a metrics JSON and its training folder (summary and seconds)."""
+    seconds_file = training / "train_seconds.txt"
+    train_s = float(seconds_file.read_text()) if seconds_file.exists() else float("nan")
+    summary_file = training / "training_summary.json"
+    summary = json.loads(summary_file.read_text()) if summary_file.exists() else {}
+    per_type = m.get("ents_per_type") or {}
+    return {
+        "system": name,
+        "f": 100 * m["ents_f"],
+        "doc_f": 100 * m.get("document_level", {}).get("ents_f", float("nan")),
+        "p": 100 * m["ents_p"],
+        "r": 100 * m["ents_r"],
+        **{t: 100 * per_type.get(t, {}).get("f", 0.0) for t in TYPES},
+        "train_s": train_s,
+        "dev": 100 * summary.get("best_score", float("nan")),
+        "best_step": summary.get("best_step", "?"),
+        "steps": summary.get("steps", "?"),
+        "wps": m["words_per_second"],
+        "size": m["size_mb"],
+        "sentences": m["sentences"],
+        "environment": m.get("environment", {}),
+    }
 
 
 def main(
@@ -16,36 +55,16 @@ def main(
     tradeoff: Optional[Path] = typer.Option(
         None, help="Also chart test F1 against words/s (with `fast`'s configurations) to this PNG"
     ),
+    recorded: Optional[Path] = typer.Option(
+        None, help="The study's records (results/): their rows follow, with date and commit"
+    ),
 ) -> None:
     rows = []
     for file in sorted(metrics_dir.glob("*.json")):
         m = json.loads(file.read_text())
         if "ents_f" not in m:
             continue
-        name = file.stem
-        seconds_file = training_dir / name / "train_seconds.txt"
-        train_s = float(seconds_file.read_text()) if seconds_file.exists() else float("nan")
-        summary_file = training_dir / name / "training_summary.json"
-        summary = json.loads(summary_file.read_text()) if summary_file.exists() else {}
-        per_type = m.get("ents_per_type") or {}
-        rows.append(
-            {
-                "system": name,
-                "f": 100 * m["ents_f"],
-                "doc_f": 100 * m.get("document_level", {}).get("ents_f", float("nan")),
-                "p": 100 * m["ents_p"],
-                "r": 100 * m["ents_r"],
-                **{t: 100 * per_type.get(t, {}).get("f", 0.0) for t in TYPES},
-                "train_s": train_s,
-                "dev": 100 * summary.get("best_score", float("nan")),
-                "best_step": summary.get("best_step", "?"),
-                "steps": summary.get("steps", "?"),
-                "wps": m["words_per_second"],
-                "size": m["size_mb"],
-                "sentences": m["sentences"],
-                "environment": m.get("environment", {}),
-            }
-        )
+        rows.append(make_row(file.stem, m, training_dir / file.stem))
     rows.sort(key=lambda r: -r["f"])
     lines = [
         "| system | F1 | doc F1 | P | R | " + " | ".join(f"{t} F1" for t in TYPES)
@@ -54,9 +73,9 @@ def main(
     ]
     for r in rows:
         lines.append(
-            f"| {r['system']} | {r['f']:.1f} | {r['doc_f']:.1f} | {r['p']:.1f} | {r['r']:.1f} | "
+            f"| {r['system']} | {r['f']:.1f} | {fmt(r['doc_f'])} | {r['p']:.1f} | {r['r']:.1f} | "
             + " | ".join(f"{r[t]:.1f}" for t in TYPES)
-            + f" | {r['dev']:.1f} | {r['best_step']} / {r['steps']} | {r['train_s']:.0f}"
+            + f" | {fmt(r['dev'])} | {r['best_step']} / {r['steps']} | {fmt(r['train_s'], 0)}"
             + f" | {r['wps']:.0f} | {r['size']:.1f} |"
         )
     if rows:
@@ -75,6 +94,8 @@ def main(
     multitask = multitask_table(metrics_dir, training_dir)
     if multitask:
         lines += ["", multitask]
+    if recorded is not None:
+        lines += ["", recorded_tables(recorded, [r["system"] for r in rows])]
     table = "\n".join(lines)
     output_md.parent.mkdir(parents=True, exist_ok=True)
     output_md.write_text(table + "\n")
@@ -83,6 +104,89 @@ def main(
         write_chart(rows, output_png)
     if tradeoff is not None and rows:
         write_tradeoff_chart(rows, metrics_dir / "fast" / "table.json", tradeoff)
+
+
+def measured_dates(results: Path) -> Dict[str, str]:
+    """Commit (7 characters) -> the date of the run that used it, from results/README.md's table."""
+    dates: Dict[str, str] = {}
+    readme = results / "README.md"
+    if readme.exists():
+        for line in readme.read_text(encoding="utf8").splitlines():
+            found = re.match(r"\| (\d{4}-\d{2}-\d{2}) \| ([^|]*)\|", line)
+            if found:
+                for commit in re.findall(r"\b[0-9a-f]{7,40}\b", found.group(2)):
+                    dates.setdefault(commit[:7], found.group(1))
+    return dates
+
+
+def commit_date(commit: str, dates: Dict[str, str]) -> str:
+    if commit[:7] in dates:
+        return dates[commit[:7]]
+    try:  # a run not in the table: the commit's own date, where this is a git clone
+        return subprocess.run(["git", "show", "-s", "--format=%cs", commit], capture_output=True, text=True,
+                              check=True, cwd=Path(__file__).resolve().parent).stdout.strip() or "date ?"
+    except (OSError, subprocess.CalledProcessError):
+        return "date ?"
+
+
+def recorded_tables(results: Path, this_run: List[str]) -> str:
+    """The study's recorded rows (1,000 sentences, then the full corpus) and their seeds' spread."""
+    dates = measured_dates(results)
+    groups: Dict[str, List[dict]] = {"1000": [], "full": []}
+    seeds: Dict[str, List[float]] = {}
+    seeded = {path.stem.rpartition("-s")[0] for path in (results / "metrics" / "seeds").glob("*-s*.json")}
+    for file in sorted((results / "metrics").glob("**/*.json")):
+        m = json.loads(file.read_text())
+        if not isinstance(m, dict) or "ents_f" not in m:
+            continue
+        relative = file.relative_to(results / "metrics").with_suffix("")
+        row = make_row(str(relative), m, results / "training" / relative)
+        system, _, seed = relative.name.rpartition("-s")
+        if len(relative.parts) == 1 and relative.name in seeded and not (
+            results / "metrics" / "seeds" / f"{relative.name}-s0.json"
+        ).exists():  # a main run is the seeds' seed 0 where they have none of their own
+            system, seed, relative = relative.name, "0", Path("seeds") / f"{relative.name}-s0"
+        if relative.parts[0] == "seeds" and seed.isdigit():
+            row["system"], row["key"] = f"{system} (seed {seed})", (system, int(seed))
+            seeds.setdefault(system, []).append(row["f"])
+        else:
+            row["system"], row["key"] = relative.name, (relative.name, -1)
+        commit = str(m.get("environment", {}).get("git_commit", "?"))
+        row["measured"] = f"{commit_date(commit.split('+')[0], dates)}, {commit[:7]}"
+        groups["full" if relative.parts[0] == "full" else "1000"].append(row)
+    order = {name: i for i, name in enumerate(this_run)}
+
+    def table(rows: List[dict]) -> List[str]:
+        rows = sorted(rows, key=lambda r: (order.get(r["key"][0], len(order)), r["key"][0], r["key"][1]))
+        lines = [
+            "| system | measured | F1 | doc F1 | P | R | " + " | ".join(TYPES)
+            + " | dev F1 | best / last step | train s | size MB |",
+            "|---" * (10 + len(TYPES)) + "|",
+        ]
+        for r in rows:
+            lines.append(
+                f"| {r['system']} | {r['measured']} | {r['f']:.1f} | {fmt(r['doc_f'])} | {r['p']:.1f} | "
+                f"{r['r']:.1f} | " + " | ".join(f"{r[t]:.1f}" for t in TYPES)
+                + f" | {fmt(r['dev'])} | {r['best_step']} / {r['steps']} | {fmt(r['train_s'], 0)} | {r['size']:.1f} |"
+            )
+        return lines
+
+    lines = [f"Recorded runs of the study ({results}), each measured at the date and commit given "
+             "(2-core CPU): the same 1,000 training sentences and test split.", ""]
+    lines += table(groups["1000"])
+    lines += ["", "Train seconds of some recorded runs include sharing the CPU with other jobs "
+              "(results/README.md says which); the `dev F1` and steps are unaffected."]
+    if seeds:
+        lines += ["", "Recorded mean and spread over seeds (test F1):", "",
+                  "| system | seeds | mean ± sd | min - max |", "|---|---|---|---|"]
+        for system, scores in sorted(seeds.items(), key=lambda item: -statistics.fmean(item[1])):
+            sd = statistics.stdev(scores) if len(scores) > 1 else 0.0
+            lines.append(f"| {system} | {len(scores)} | {statistics.fmean(scores):.1f} ± {sd:.1f} | "
+                         f"{min(scores):.1f} - {max(scores):.1f} |")
+    if groups["full"]:
+        lines += ["", "Recorded on the full corpus (all 14,041 training sentences, one seed each):", ""]
+        lines += table(groups["full"])
+    return "\n".join(lines)
 
 
 def describe(environment: dict) -> str:

@@ -1,7 +1,7 @@
 """Span confidences of a trained tagger: calibration on dev, then what they are worth on test.
 
     python scripts/confidence.py training/llm-unmasked/model-best training/llm-unmasked-calibrated \
-        corpus/dev.spacy corpus/test.spacy metrics/confidence
+        [corpus/dev.spacy corpus/test.spacy metrics/confidence]
 
 Copies the pipeline to CALIBRATED, fits its temperature on the first --dev-sentences dev
 sentences (as `spacy-llm-tagger calibrate` does) and saves it there. On the test sentences it
@@ -29,6 +29,8 @@ from spacy_llm_tagger.calibration import (
     save_component,
 )
 from spacy_llm_tagger.corpus import create_sentence_corpus
+
+PROJECT = Path(__file__).resolve().parent.parent
 
 
 def threshold_row(probs: np.ndarray, right: np.ndarray, n_gold: int, threshold: float) -> Dict[str, float]:
@@ -101,9 +103,9 @@ def pr_plot(probs: np.ndarray, right: np.ndarray, n_gold: int, path: Path) -> No
 def main(
     pipeline: Path = typer.Argument(..., help="Trained pipeline folder (left unchanged)"),
     calibrated: Path = typer.Argument(..., help="Where the calibrated copy goes"),
-    dev: Path = typer.Argument(...),
-    test: Path = typer.Argument(...),
-    output: Path = typer.Argument(..., help="Folder for confidence.json and the plots"),
+    dev: Path = typer.Argument(PROJECT / "corpus" / "dev.spacy", help="Dev data (the project's by default)"),
+    test: Path = typer.Argument(PROJECT / "corpus" / "test.spacy", help="Test data (the project's by default)"),
+    output: Path = typer.Argument(PROJECT / "metrics" / "confidence", help="Folder for confidence.json and the plots"),
     dev_sentences: int = typer.Option(1000, help="Dev sentences to fit the temperature on"),
     test_sentences: int = typer.Option(0, help="Test sentences (0 = all)"),
 ) -> None:

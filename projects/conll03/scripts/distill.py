@@ -3,9 +3,15 @@
     python scripts/distill.py unlabeled corpus/train.spacy corpus/unlabeled.spacy --skip 1000
     python scripts/distill.py silver annotations/silver corpus/silver.spacy --min-score 0.0
     python scripts/distill.py speed metrics/distill/speed.json corpus/test.spacy \
-        --pipeline teacher=training/llm-unmasked/model-best --pipeline spacy-ner-silver=...
-    python scripts/distill.py table metrics/distill/table.md --teacher metrics/llm-unmasked.json \
-        --speed metrics/distill/speed.json --student spacy-ner=metrics/spacy-ner.json --student spacy-ner-silver=metrics/distill/spacy-ner-silver.json ...
+        --systems teacher=llm-unmasked,spacy-ner,distill/spacy-ner-silver
+    python scripts/distill.py table metrics/distill/table.md --speed metrics/distill/speed.json \
+        --systems teacher=llm-unmasked,spacy-ner,distill/spacy-ner-silver
+
+(`--systems`: NAME=SYSTEM or SYSTEM, named by its last part; the pipeline is
+training/SYSTEM/model-best and its metrics metrics/SYSTEM.json in the project, `teacher` is the
+teacher. `--pipeline NAME=FOLDER`, `--teacher FILE` and `--student NAME=FILE` name them one by one.)
+With `--teacher-model PIPELINE`, `unlabeled --skip` and `silver --gold-sentences` default to the
+number of training sentences the teacher was trained on (its config's paths.train_sentences).
 
 `unlabeled` keeps the training sentences the teacher was not trained on (those after the
 first --skip, counted as the corpus readers count them), grouped by their documents, with
@@ -16,13 +22,34 @@ there. With --gold it also appends the first --gold-sentences gold sentences.
 """
 import json
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import spacy
 import typer
 from spacy.tokens import Doc, DocBin, Span
 
 app = typer.Typer(add_completion=False)
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+def teacher_sentences(count: Optional[int], teacher_model: Optional[Path]) -> int:
+    """COUNT, else the training sentences of the teacher pipeline (1,000 when neither says)."""
+    if count is not None:
+        return count
+    if teacher_model is None:
+        return 1000
+    config = spacy.util.load_config(teacher_model / "config.cfg", interpolate=False)
+    return int(config["paths"]["train_sentences"])
+
+
+def systems_list(systems: str) -> List[Tuple[str, str]]:
+    """[(name, system)] from "teacher=llm-unmasked,spacy-ner,distill/spacy-ner-silver"."""
+    items = []
+    for item in systems.split(","):
+        if item.strip():
+            name, _, system = item.strip().rpartition("=")
+            items.append((name or system.rsplit("/", 1)[-1], system))
+    return items
 
 
 def sentence_docs(corpus: Path, vocab) -> List[Doc]:
@@ -33,9 +60,11 @@ def sentence_docs(corpus: Path, vocab) -> List[Doc]:
 def unlabeled(
     corpus: Path = typer.Argument(..., help="Gold training documents (.spacy)"),
     output: Path = typer.Argument(..., help="Unlabeled documents to write (.spacy)"),
-    skip: int = typer.Option(1000, help="Sentences the teacher was trained on (left out)"),
+    skip: Optional[int] = typer.Option(None, help="Sentences the teacher was trained on (left out; default 1000)"),
     limit: int = typer.Option(0, help="At most N sentences after --skip (0 = all)"),
+    teacher_model: Optional[Path] = typer.Option(None, help="The teacher pipeline: --skip = its training sentences"),
 ) -> None:
+    skip = teacher_sentences(skip, teacher_model)
     nlp = spacy.blank("en")
     count = kept = 0
     out = DocBin(attrs=["ORTH", "SENT_START"])
@@ -67,8 +96,14 @@ def silver(
     min_score: float = typer.Option(0.0, help="Entities less probable than this become missing"),
     scores_key: str = typer.Option("scored_ents", help="The tagger's span group with scores"),
     gold: Optional[Path] = typer.Option(None, help="Also append gold sentences from this .spacy"),
-    gold_sentences: int = typer.Option(1000, help="How many gold sentences (the teacher's training data)"),
+    gold_sentences: Optional[int] = typer.Option(
+        None, help="How many gold sentences (the teacher's training data; default 1000)"
+    ),
+    teacher_model: Optional[Path] = typer.Option(
+        None, help="The teacher pipeline: --gold-sentences = its training sentences"
+    ),
 ) -> None:
+    gold_sentences = teacher_sentences(gold_sentences, teacher_model)
     nlp = spacy.blank("en")
     out = DocBin()
     entities = dropped = 0
@@ -110,6 +145,7 @@ def speed(
     output: Path = typer.Argument(..., help="JSON to write: words/s per pipeline"),
     test: Path = typer.Argument(..., help="Texts to time (.spacy; one Doc per sentence)"),
     pipeline: List[str] = typer.Option([], help="NAME=pipeline folder, repeatable"),
+    systems: str = typer.Option("", help="NAME=SYSTEM,...: the pipelines training/SYSTEM/model-best"),
     sentences: int = typer.Option(1000, help="First N test sentences to time"),
     rounds: int = typer.Option(2, help="Timed rounds per pipeline, taken in turn (the best counts)"),
 ) -> None:
@@ -124,8 +160,9 @@ def speed(
     words = [[t.text for t in doc] for doc in docs]
     n_words = sum(len(w) for w in words)
     loaded = {}
-    for item in pipeline:
-        name, path = item.split("=", 1)
+    pipelines = [item.split("=", 1) for item in pipeline]
+    pipelines += [(name, PROJECT / "training" / system / "model-best") for name, system in systems_list(systems)]
+    for name, path in pipelines:
         loaded[name] = spacy.load(path)
         list(loaded[name].pipe(Doc(loaded[name].vocab, words=w) for w in words[:32]))  # warm-up
     best = {name: float("inf") for name in loaded}
@@ -145,10 +182,19 @@ def speed(
 @app.command()
 def table(
     output: Path = typer.Argument(..., help="Markdown table to write"),
-    teacher: Path = typer.Option(..., help="The teacher's metrics JSON"),
+    teacher: Optional[Path] = typer.Option(None, help="The teacher's metrics JSON"),
     student: List[str] = typer.Option([], help="NAME=metrics.json, repeatable, in table order"),
+    systems: str = typer.Option("", help="NAME=SYSTEM,...: metrics/SYSTEM.json (`teacher` is the teacher)"),
     speed_json: Optional[Path] = typer.Option(None, "--speed", help="words/s from `speed` (else the metrics' own)"),
 ) -> None:
+    for name, system in systems_list(systems):
+        metrics_file = PROJECT / "metrics" / f"{system}.json"
+        if name == "teacher":
+            teacher = metrics_file
+        else:
+            student = [*student, f"{name}={metrics_file}"]
+    if teacher is None:
+        raise typer.BadParameter("no teacher: give --teacher FILE or teacher=SYSTEM in --systems")
     def load(path: Path) -> dict:
         return json.loads(path.read_text())
 

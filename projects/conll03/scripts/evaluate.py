@@ -1,10 +1,21 @@
 """Evaluate a trained pipeline on a CoNLL split, one Doc per sentence and one Doc per document:
-P/R/F, per-type F, words/s, and what produced them -> JSON."""
+P/R/F, per-type F, words/s, and what produced them -> JSON.
+
+    python scripts/evaluate.py SYSTEM [--sentences N] [--documents N]
+    python scripts/evaluate.py PIPELINE DATA OUTPUT [--sentences N] [--documents N]
+
+SYSTEM (a name in systems/) scores training/SYSTEM/model-best on corpus/test.spacy into
+metrics/SYSTEM.json, whatever the current folder; DATA and OUTPUT may still be given. The metrics
+record the git commit, the package versions, this command and the training command of the
+pipeline (its folder's train_command.json, when train.py wrote one). Progress goes to stderr.
+"""
 import json
 import os
 import platform
 import resource
+import shlex
 import subprocess
+import sys
 import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -17,6 +28,9 @@ from spacy.training import Corpus, Example
 
 from spacy_llm_tagger.corpus import create_sentence_corpus, tokens_only
 
+sys.path.insert(0, str(Path(__file__).parent))
+from systems import PROJECT, SYSTEMS, TEST_DATA, fingerprint  # noqa: E402
+
 
 def environment() -> Dict[str, str]:
     """What produced the figures: package versions, the git commit, the machine."""
@@ -28,11 +42,11 @@ def environment() -> Dict[str, str]:
             pass
     try:
         commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, cwd=Path(__file__).parent
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parent
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, check=True, cwd=Path(__file__).parent,
+            capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parent,
         ).stdout.strip()
         found["git_commit"] = commit + ("+uncommitted changes" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
@@ -53,13 +67,23 @@ def parse_override(item: str) -> tuple:
 
 
 def score_docs(
-    nlp, examples: List[Example], batch_size: int, save_labels: Optional[Path] = None
+    nlp, examples: List[Example], batch_size: int, save_labels: Optional[Path] = None,
+    progress: Optional[str] = None,
 ) -> Dict[str, Any]:
-    """Run the pipeline over the examples' unannotated docs, time it and score it."""
+    """Run the pipeline over the examples' unannotated docs, time it and score it (with
+    `progress`, a line on stderr about every tenth of the docs)."""
     docs = [eg.predicted for eg in examples]
     n_words = sum(len(doc) for doc in docs)
     start = time.perf_counter()
-    predicted = list(nlp.pipe(docs, batch_size=batch_size))
+    predicted = []
+    every = max(len(docs) // 10, batch_size)
+    for doc in nlp.pipe(docs, batch_size=batch_size):
+        predicted.append(doc)
+        if progress and (len(predicted) % every == 0 or len(predicted) == len(docs)):
+            elapsed = time.perf_counter() - start
+            done = sum(len(d) for d in predicted)
+            print(f"  {progress}: {len(predicted):,} / {len(docs):,} ({done / max(elapsed, 1e-9):.0f} words/s, "
+                  f"{elapsed:.0f} s)", file=sys.stderr, flush=True)
     seconds = time.perf_counter() - start
     if save_labels is not None:
         labels = [[f"{t.ent_iob_}-{t.ent_type_}" if t.ent_type_ else "O" for t in doc] for doc in predicted]
@@ -85,10 +109,34 @@ def document_examples(nlp, data: Path, limit: int) -> List[Example]:
     return examples
 
 
+def trained_by(model: Path) -> Optional[Dict[str, Any]]:
+    """What trained the pipeline: train.py's train_command.json next to model-best, if any."""
+    record = model.resolve().parent / "train_command.json"
+    if not record.exists():
+        return None
+    data = json.loads(record.read_text())
+    return {"system": data.get("system"), "seed": data.get("seed"), "command": data.get("command"),
+            "config_sha256": fingerprint(data.get("config", ""))}
+
+
+def targets(target: str, data: Optional[Path], output: Optional[Path]) -> tuple:
+    """(pipeline, data, output) for a system name or a pipeline folder."""
+    if Path(target).is_dir():
+        if data is None or output is None:
+            raise typer.BadParameter(f"{target} is a pipeline folder: give DATA and OUTPUT too")
+        return Path(target), data, output
+    if not (SYSTEMS / f"{target}.cfg").is_file():
+        raise typer.BadParameter(f"{target!r} is neither a pipeline folder nor a system in {SYSTEMS}")
+    data = data.resolve() if data else Path(TEST_DATA)
+    output = output.resolve() if output else Path("metrics") / f"{target}.json"
+    os.chdir(PROJECT)  # a system's paths are the project's, whatever the current folder
+    return Path("training") / target / "model-best", data, output
+
+
 def main(
-    model: Path = typer.Argument(..., help="Trained pipeline folder"),
-    data: Path = typer.Argument(..., help=".spacy file"),
-    output: Path = typer.Argument(..., help="metrics JSON to write"),
+    target: str = typer.Argument(..., help="A system (systems/NAME.cfg) or a trained pipeline folder"),
+    data: Optional[Path] = typer.Argument(None, help=".spacy file (a system: corpus/test.spacy)"),
+    output: Optional[Path] = typer.Argument(None, help="metrics JSON to write (a system: metrics/NAME.json)"),
     sentences: int = typer.Option(0, help="Evaluate on the first N sentences (0 = all)"),
     documents: int = typer.Option(
         0, help="Also evaluate whole documents: the first N (0 = all, -1 = skip)"
@@ -102,10 +150,13 @@ def main(
         None, help="Also write every test token's predicted entity label (IOB-TYPE) as JSON"
     ),
 ) -> None:
+    command = "python scripts/evaluate.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    model, data, output = targets(target, data, output)
     overrides = dict(parse_override(item) for item in override)
+    print(f"Evaluating {model} on {data}", file=sys.stderr, flush=True)
     nlp = spacy.load(model, config=overrides)
     examples = list(create_sentence_corpus(data, limit=sentences)(nlp))
-    sentence_level = score_docs(nlp, examples, batch_size, save_labels)
+    sentence_level = score_docs(nlp, examples, batch_size, save_labels, progress="sentences")
     size = sum(f.stat().st_size for f in Path(model).rglob("*") if f.is_file())
     result = {
         "model": str(model),
@@ -116,10 +167,14 @@ def main(
     }
     if documents >= 0:
         doc_examples = document_examples(nlp, data, documents)
-        result["document_level"] = {"documents": len(doc_examples), **score_docs(nlp, doc_examples, 8)}
+        result["document_level"] = {
+            "documents": len(doc_examples), **score_docs(nlp, doc_examples, 8, progress="documents")
+        }
     # peak resident memory of this process: the loaded pipeline plus prediction
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     result["environment"] = environment()
+    result["command"] = command
+    result["trained_by"] = trained_by(model)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(result, indent=2))
     keys = [k for k in ("ents_f", "ents_p", "ents_r", "tag_acc", "pos_acc") if k in result]

@@ -1,14 +1,14 @@
 """Fast inference, measured against accuracy: truncated decoders (keep_layers) and int8.
 
-Trains the unmasked llm_tagger once per K in --keep-layers (the first K decoder layers, every
-kept layer unmasked) with the project's training settings, evaluates each on the test split,
-then evaluates int8 (quantize = "int8" at load) on top of the --int8-best configurations with
-the best dev F1, and how often int8 picks the same label as float32 for a test token. K = 0
-(all layers) is the already trained `--all-layers` pipeline. Each step is skipped when its
-output exists, so a killed run resumes. Writes OUTPUT/table.md and OUTPUT/<name>.json.
+Trains SYSTEM (the unmasked llm_tagger, llm-unmasked) once per K in --keep-layers on its first
+K decoder layers (`train.py SYSTEM --output TRAINING_DIR/kK --components.llm_tagger.model.keep_layers K`),
+evaluates each on the test split, then evaluates int8 (quantize = "int8" at load) on top of the
+--int8-best configurations with the best dev F1, and how often int8 picks the same label as
+float32 for a test token. All layers is the already trained training/SYSTEM. Each step is
+skipped when its output exists, so a killed run resumes. Writes METRICS_DIR/table.md and
+METRICS_DIR/<name>.json (metrics/fast unless --metrics-dir).
 
-    python scripts/fast.py configs/llm_ner.cfg training/fast metrics/fast \
-        --all-layers training/llm-unmasked --keep-layers 24,20,15,10 --train ... --dev ... --test ...
+    python scripts/fast.py llm-unmasked --keep-layers 24,20,15,10   # into training/fast, metrics/fast
 """
 import json
 import subprocess
@@ -18,32 +18,29 @@ from typing import Dict, List, Optional
 
 import typer
 
-SCRIPTS = Path(__file__).parent
+SCRIPTS = Path(__file__).resolve().parent
+PROJECT = SCRIPTS.parent
 
 
 def main(
-    config: Path = typer.Argument(..., help="llm_tagger training config"),
-    training_dir: Path = typer.Argument(..., help="Folder for one trained pipeline per K"),
-    metrics_dir: Path = typer.Argument(..., help="Folder for the metrics and table.md"),
-    all_layers: Path = typer.Option(..., help="Training folder of the same tagger with every layer (K = 0)"),
+    system: str = typer.Argument(..., help="The tagger's system (systems/NAME.cfg), trained in training/NAME"),
+    train_args: Optional[List[str]] = typer.Argument(None, help="More train.py arguments (KEY=VALUE, model=NAME)"),
+    training_dir: Path = typer.Option(PROJECT / "training" / "fast", help="Folder for one trained pipeline per K"),
+    metrics_dir: Path = typer.Option(PROJECT / "metrics" / "fast", help="Folder for the metrics and table.md"),
     keep_layers: str = typer.Option("24,20,15,10", help="K values to train, comma-separated"),
     int8_best: int = typer.Option(2, help="Also evaluate int8 for the N configurations with the best dev F1"),
-    train: Path = typer.Option(...),
-    dev: Path = typer.Option(...),
-    test: Path = typer.Option(...),
+    test: Path = typer.Option(PROJECT / "corpus" / "test.spacy", help="Test data"),
     test_sentences: int = typer.Option(0, help="First N test sentences (0 = all)"),
-    extra: List[str] = typer.Option([], help="Training overrides: --extra --key=value"),
+    gpu_id: int = typer.Option(-1, help="GPU for training (-1 = CPU)"),
 ) -> None:
-    runs: Dict[str, Path] = {"all": all_layers}
+    runs: Dict[str, Path] = {"all": PROJECT / "training" / system}
     for k in [int(value) for value in keep_layers.split(",") if value.strip()]:
         name = f"k{k}"
         runs[name] = training_dir / name
         if not (runs[name] / "training_summary.json").exists():
             print(f"Training keep_layers = {k}", flush=True)
-            overrides = [part for item in extra for part in item.split("=", 1)]
-            run([SCRIPTS / "train.py", config, runs[name], "--paths.train", train, "--paths.dev", dev,
-                 *overrides, "--components.llm_tagger.model.keep_layers", str(k),
-                 "--components.llm_tagger.model.unmask", "all"])
+            run([SCRIPTS / "train.py", system, "--output", runs[name], "--gpu-id", gpu_id, *(train_args or []),
+                 "--components.llm_tagger.model.keep_layers", str(k)])
     rows = []
     for name, folder in runs.items():
         evaluate(folder, metrics_dir / f"{name}.json", test, test_sentences)

@@ -2,12 +2,13 @@
 
 The models stay out of git, but what the README's tables are made of does not: every
 metrics/**/*.json and *.md and, per finished training run, training_summary.json,
-train_seconds.txt, training_log.jsonl and (seed runs) seed_command.json. `save` copies them
+train_seconds.txt, training_log.jsonl and the command that trained it (train_command.json;
+seed_command.json for seed runs made before systems/). `save` copies them
 under results/ (same relative paths); `restore` copies them back where they are missing, so
 `compare`, `full-table` and `seeds` (which skips finished seeds made by the current commands)
 can go on from runs made on another machine or in another session.
 
-    python scripts/results.py save . results
+    python scripts/results.py save . results        # in projects/conll03
     python scripts/results.py restore . results
 """
 import shutil
@@ -18,7 +19,8 @@ import typer
 
 app = typer.Typer(add_completion=False, help=__doc__.split("\n")[0])
 
-TRAINING_RECORDS = ("training_summary.json", "train_seconds.txt", "training_log.jsonl", "seed_command.json")
+TRAINING_RECORDS = ("training_summary.json", "train_seconds.txt", "training_log.jsonl", "train_command.json",
+                    "seed_command.json")
 
 
 def records(root: Path) -> Iterator[Path]:

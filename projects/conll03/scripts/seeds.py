@@ -1,16 +1,23 @@
-"""Seeds: key systems retrained with other random seeds, and the mean and spread of their scores.
+"""Seeds: systems retrained with other random seeds, and the mean and spread of their scores.
 
-Each system runs the project's own commands `train-NAME` and `evaluate-NAME` (project.yml,
-variables substituted, `--var KEY=VALUE` overriding them as weasel's overrides would), with
-`--system.seed SEED` added and the outputs moved to training/seeds/NAME-sSEED and
-metrics/seeds/NAME-sSEED.json. Seed 0 is the project's main run (training/NAME and
-metrics/NAME.json, from `demo` or `all`: the configs' seed is 0) where it exists and
-project.lock says the current command made it. Finished runs are skipped, so a killed run
-resumes; a run made by another command (a variable changed since) is trained again, as weasel
-reruns a command whose script changed.
+    python scripts/seeds.py llm-unmasked,spacy-ner --seeds 0,1,2 [--sentences N] [--documents N] \
+        [--gpu-id N] [OVERRIDES ...]
 
-    python scripts/seeds.py . metrics/seeds --systems llm-unmasked,spacy-ner --seeds 0,1,2 \
-        --var train_sentences=1000 ...
+Each run goes through the project's own scripts, the same way whatever the system:
+
+    python scripts/train.py NAME --seed S --output training/seeds/NAME-sS [--gpu-id N] [OVERRIDES]
+    python scripts/evaluate.py training/seeds/NAME-sS/model-best corpus/test.spacy \
+        metrics/seeds/NAME-sS.json --sentences N --documents N
+
+OVERRIDES go to train.py as they are (`model=NAME`, `training.max_epochs=2`, ...). A run is
+finished when its folder records the training config this call would train with (train.py's
+train_command.json, or the seed_command.json of runs made before systems/, whose old command line
+is read back into its config): finished runs are kept, so a killed call resumes and records
+restored from results/ are not trained again; a run made with other settings is trained again.
+Seed 0 is the main run (training/NAME, from the demo or the study) where it has the same config:
+it is only evaluated, into metrics/seeds/NAME-s0.json unless metrics/NAME.json already scores it
+as asked. Writes OUTPUT/seeds.json and OUTPUT/table.md; systems seeded by earlier calls keep their
+rows while their runs match.
 """
 import json
 import shlex
@@ -22,34 +29,89 @@ from typing import Dict, List, Optional, Tuple
 
 import typer
 
-COMMAND_FILE = "seed_command.json"  # in a seed run's folder: the train-NAME script that made it
+sys.path.insert(0, str(Path(__file__).parent))
+from systems import PROJECT, TEST_DATA, config_text, fingerprint, parse_train_command, same_config  # noqa: E402
+from train import COMMAND_FILE, plan  # noqa: E402
+
+SCRIPTS = Path(__file__).resolve().parent
+LEGACY_COMMAND_FILE = "seed_command.json"  # seed runs made before systems/: {"script": [...], "seed": S}
 
 
-def project_commands(root: Path, variables: Dict[str, str]) -> Dict[str, str]:
-    """The project's commands (one-line scripts), variables substituted."""
-    from weasel.util import load_project_config
-
-    config = load_project_config(root, overrides={f"vars.{k}": v for k, v in variables.items()})
-    return {command["name"]: command["script"] for command in config["commands"]}
+def wanted(name: str, seed: int, train_args: List[str]) -> Tuple[str, int]:
+    """The training config (and gpu) train.py would use for NAME with SEED and TRAIN_ARGS."""
+    run = plan([name, "--seed", str(seed), *train_args])
+    return config_text(run["config"], run["overrides"]), run["gpu"]
 
 
-def seeded(script: List[str], name: str, seed: int) -> List[str]:
-    """The train or evaluate command of NAME, writing under seeds/NAME-sSEED."""
-    if len(script) != 1:
-        raise SystemExit(f"Expected one script line in the commands of {name!r}, got {len(script)}")
-    args = shlex.split(script[0])
-    training, metrics = seed_paths(Path(), name, seed)
-    moved = {
-        f"training/{name}": str(training),
-        f"training/{name}/model-best": str(training / "model-best"),
-        f"metrics/{name}.json": str(metrics),
+def recorded(folder: Path) -> Optional[Tuple[str, int]]:
+    """The training config (and gpu) a finished run in FOLDER was trained with, if it says."""
+    if not (folder / "training_summary.json").exists():
+        return None
+    if (folder / COMMAND_FILE).exists():
+        data = json.loads((folder / COMMAND_FILE).read_text())
+        return data["config"], int(data.get("gpu_id", -1))
+    if (folder / LEGACY_COMMAND_FILE).exists():  # the old project's train-NAME script, plus the seed
+        data = json.loads((folder / LEGACY_COMMAND_FILE).read_text())
+        config, overrides, gpu = parse_train_command(data["script"][0])
+        return config_text(config, {**overrides, "system.seed": data["seed"]}), gpu
+    return None
+
+
+def finished(folder: Path, want: Tuple[str, int]) -> bool:
+    found = recorded(folder)
+    return found is not None and found[1] == want[1] and same_config(found[0], want[0])
+
+
+def trained_by(folder: Path) -> Optional[dict]:
+    """What evaluate.py records about the training of FOLDER/model-best (None: an older run)."""
+    if not (folder / COMMAND_FILE).exists():
+        return None
+    data = json.loads((folder / COMMAND_FILE).read_text())
+    return {"system": data.get("system"), "seed": data.get("seed"), "command": data.get("command"),
+            "config_sha256": fingerprint(data.get("config", ""))}
+
+
+def scores_run(metrics: Path, folder: Path, documents: int) -> bool:
+    """Whether METRICS scores the model in FOLDER (as trained now), with documents if asked."""
+    if not metrics.exists():
+        return False
+    data = json.loads(metrics.read_text())
+    if documents >= 0 and "document_level" not in data:
+        return False
+    # metrics of runs made before train_command.json were deleted whenever their run was retrained
+    return data.get("trained_by") == trained_by(folder)
+
+
+def seed_paths(root: Path, name: str, seed: int) -> Tuple[Path, Path]:
+    """The training folder and metrics file of NAME's run with SEED."""
+    return root / "training" / "seeds" / f"{name}-s{seed}", root / "metrics" / "seeds" / f"{name}-s{seed}.json"
+
+
+def read_run(seed: int, metrics: Path, training: Path) -> dict:
+    m = json.loads(metrics.read_text())
+    summary_file = training / "training_summary.json"
+    summary = json.loads(summary_file.read_text()) if summary_file.exists() else {}
+    return {
+        "seed": seed,
+        "f": 100 * m["ents_f"],
+        "doc_f": 100 * m.get("document_level", {}).get("ents_f", float("nan")),
+        "dev_f": 100 * summary.get("best_score", float("nan")),
+        "best_step": summary.get("best_step"),
+        "train_s": summary.get("seconds", float("nan")),
+        "training": str(relative(training)),
     }
-    if not any(arg in moved for arg in args):
-        raise SystemExit(f"The command of {name!r} does not write training/{name} or metrics/{name}.json")
-    args = [moved.get(arg, arg) for arg in args]
-    if args[0] == "python":
-        args[0] = sys.executable
-    return args
+
+
+def find_run(name: str, seed: int, want: Tuple[str, int], documents: int) -> Tuple[Optional[Path], Path]:
+    """(the finished training folder of NAME with SEED, or None; the metrics file for it)."""
+    training, metrics = seed_paths(PROJECT, name, seed)
+    if finished(training, want):
+        return training, metrics
+    main = PROJECT / "training" / name
+    if seed == 0 and finished(main, want):
+        main_metrics = PROJECT / "metrics" / f"{name}.json"
+        return main, main_metrics if scores_run(main_metrics, main, documents) else metrics
+    return None, metrics
 
 
 def summary_row(name: str, runs: List[dict]) -> dict:
@@ -72,62 +134,11 @@ def summary_row(name: str, runs: List[dict]) -> dict:
     }
 
 
-def read_run(seed: int, metrics: Path, training: Path) -> dict:
-    m = json.loads(metrics.read_text())
-    summary_file = training / "training_summary.json"
-    summary = json.loads(summary_file.read_text()) if summary_file.exists() else {}
-    return {
-        "seed": seed,
-        "f": 100 * m["ents_f"],
-        "doc_f": 100 * m.get("document_level", {}).get("ents_f", float("nan")),
-        "dev_f": 100 * summary.get("best_score", float("nan")),
-        "best_step": summary.get("best_step"),
-        "train_s": summary.get("seconds", float("nan")),
-    }
-
-
-def seed_paths(root: Path, name: str, seed: int) -> Tuple[Path, Path]:
-    """The training folder and metrics file of NAME's run with SEED (seed 0's main run aside)."""
-    return root / "training" / "seeds" / f"{name}-s{seed}", root / "metrics" / "seeds" / f"{name}-s{seed}.json"
-
-
-def main_run_command(root: Path, name: str) -> Optional[List[str]]:
-    """The script project.lock records for train-NAME (the main run's command), if any."""
-    import srsly
-
-    lock = root / "project.lock"
-    if not lock.exists():
-        return None
-    entry = (srsly.read_yaml(lock) or {}).get(f"train-{name}") or {}
-    return entry.get("script")
-
-
-def finished_run(root: Path, name: str, seed: int, script: List[str]) -> Optional[dict]:
-    """The scores of NAME with SEED if that run was trained by SCRIPT (train-NAME's current
-    script) and evaluated (seed 0: the main run where project.lock says SCRIPT made it), else None."""
-    main_metrics = root / "metrics" / f"{name}.json"
-    main_training = root / "training" / name
-    if seed == 0 and main_metrics.exists() and main_training.exists():
-        if main_run_command(root, name) == script:
-            return read_run(0, main_metrics, main_training)
-    training, metrics = seed_paths(root, name, seed)
-    if (training / "training_summary.json").exists() and metrics.exists():
-        if trained_by(training) == script:
-            return read_run(seed, metrics, training)
-    return None
-
-
-def trained_by(training: Path) -> Optional[List[str]]:
-    """The train-NAME script a seed run was started with (None for runs that did not record it)."""
-    path = training / COMMAND_FILE
-    return json.loads(path.read_text())["script"] if path.exists() else None
-
-
 def earlier_systems(root: Path, names: List[str]) -> List[str]:
     """Systems other than NAMES with per-seed metrics in metrics/seeds."""
     found = set()
-    for path in (root / "metrics" / "seeds").glob("*-s*.json"):
-        name, _, seed = path.stem.rpartition("-s")
+    for path in (root / "metrics" / "seeds").glob("**/*-s*.json"):
+        name, _, seed = str(path.relative_to(root / "metrics" / "seeds").with_suffix("")).rpartition("-s")
         if seed.isdigit() and name not in names:
             found.add(name)
     return sorted(found)
@@ -150,57 +161,45 @@ def write_table(rows: List[dict], path: Path) -> str:
     return table
 
 
-def train_and_evaluate(root: Path, name: str, seed: int, script: List[str], evaluate: List[str]) -> dict:
-    """Train NAME with SEED (unless a run by SCRIPT is there), evaluate it, return its scores.
-    A folder trained by another command is trained again; the command is recorded at the end,
-    so a killed run has none and is trained again too."""
-    training, metrics = seed_paths(root, name, seed)
-    if trained_by(training) != script:
-        if (training / "training_summary.json").exists():
-            print(f"{training} was trained by another command: training it again", flush=True)
-        metrics.unlink(missing_ok=True)
-        print(f"Training {name}, seed {seed}", flush=True)
-        training.mkdir(parents=True, exist_ok=True)
-        (training / COMMAND_FILE).unlink(missing_ok=True)
-        (training / "training_summary.json").unlink(missing_ok=True)
-        run(seeded(script, name, seed) + ["--system.seed", str(seed)], root)
-        (training / COMMAND_FILE).write_text(json.dumps({"script": script, "seed": seed}, indent=2) + "\n")
-    if not metrics.exists():
-        metrics.parent.mkdir(parents=True, exist_ok=True)
-        run(seeded(evaluate, name, seed), root)
-    return read_run(seed, metrics, training)
-
-
 def main(
-    root: Path = typer.Argument(..., help="The project folder (with project.yml)"),
-    output: Path = typer.Argument(..., help="Folder for the per-seed metrics, seeds.json and table.md"),
-    systems: str = typer.Option(..., help="Comma-separated systems: each has train-NAME and evaluate-NAME commands"),
-    seeds: str = typer.Option("0,1,2", help="Comma-separated seeds (0 = the main run where it exists)"),
-    var: List[str] = typer.Option([], help="Project variable overrides: --var KEY=VALUE"),
+    systems: str = typer.Argument(..., help="Comma-separated systems (names in systems/)"),
+    train_args: Optional[List[str]] = typer.Argument(
+        None, help="More arguments for train.py: config overrides KEY=VALUE, model=NAME"
+    ),
+    seeds: str = typer.Option("0,1,2", help="Comma-separated seeds (0 = the main run where it matches)"),
+    output: Path = typer.Option(PROJECT / "metrics" / "seeds", help="Folder for seeds.json and table.md"),
+    sentences: int = typer.Option(0, help="Test sentences to score (0 = all)"),
+    documents: int = typer.Option(0, help="Test documents to score as whole documents (0 = all, -1 = none)"),
+    gpu_id: int = typer.Option(-1, help="GPU for training (-1 = CPU)"),
 ) -> None:
-    variables = dict(item.split("=", 1) for item in var)
-    commands = project_commands(root, variables)
+    train_args = [*(train_args or []), "--gpu-id", str(gpu_id)]
     names = [name.strip() for name in systems.split(",") if name.strip()]
     seed_list = [int(seed) for seed in seeds.split(",") if seed.strip()]
-    for name in names:
-        for kind in ("train", "evaluate"):
-            if f"{kind}-{name}" not in commands:
-                raise SystemExit(f"No command {kind}-{name} in {root / 'project.yml'}")
     rows = []
     for name in names:
-        script = commands[f"train-{name}"]
         runs = []
         for seed in seed_list:
-            done = finished_run(root, name, seed, script)
-            if done is None:
-                done = train_and_evaluate(root, name, seed, script, commands[f"evaluate-{name}"])
-            runs.append(done)
+            want = wanted(name, seed, train_args)
+            training, metrics = find_run(name, seed, want, documents)
+            if training is None:
+                training = seed_paths(PROJECT, name, seed)[0]
+                if (training / "training_summary.json").exists():
+                    print(f"{training} was trained with other settings: training it again", flush=True)
+                metrics.unlink(missing_ok=True)
+                print(f"Training {name}, seed {seed}", flush=True)
+                run([SCRIPTS / "train.py", name, "--seed", seed, "--output", relative(training), *train_args])
+            if not scores_run(metrics, training, documents):
+                run([SCRIPTS / "evaluate.py", relative(training / "model-best"), TEST_DATA, relative(metrics),
+                     "--sentences", sentences, "--documents", documents])
+            runs.append(read_run(seed, metrics, training))
         rows.append(summary_row(name, runs))
-    # systems seeded by earlier calls keep their rows (when their runs match the current
-    # commands), so one table holds every finished system
-    for name in earlier_systems(root, names):
-        script = commands.get(f"train-{name}")
-        runs = [done for seed in seed_list if script and (done := finished_run(root, name, seed, script))]
+    # systems seeded by earlier calls keep their rows while their runs match the current settings
+    for name in earlier_systems(PROJECT, names):
+        runs = []
+        for seed in seed_list:
+            training, metrics = find_run(name, seed, wanted(name, seed, train_args), -1)
+            if training is not None and scores_run(metrics, training, -1):
+                runs.append(read_run(seed, metrics, training))
         if runs:
             rows.append(summary_row(name, runs))
     output.mkdir(parents=True, exist_ok=True)
@@ -208,9 +207,15 @@ def main(
     print(write_table(rows, output / "table.md"))
 
 
-def run(args: List[str], cwd: Path) -> None:
-    print("Running:", " ".join(shlex.quote(str(a)) for a in args), flush=True)
-    subprocess.run([str(a) for a in args], cwd=cwd, check=True)
+def relative(path: Path) -> Path:
+    """PATH from the project folder, where the scripts run (as the records name paths)."""
+    return path.relative_to(PROJECT) if path.is_relative_to(PROJECT) else path
+
+
+def run(args: List[object]) -> None:
+    args = [sys.executable, *map(str, args)]
+    print("Running:", " ".join(shlex.quote(a) for a in args), flush=True)
+    subprocess.run(args, cwd=PROJECT, check=True)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,13 @@
 """Train the llm_tagger for every unmask pattern of N layer groups and rank them on dev F1.
 
 The reference paper's experiment (arXiv 2401.14556: 4 groups -> 16 patterns) as a
-tool for your own data and model. Each pattern is trained in its own process with
-`spacy train`; its dev score is read from the saved model's meta.json.
+tool for your own data and model. Each pattern is trained in its own process with the settings
+of SYSTEM (systems/sweep.cfg: one epoch of 300 sentences, 200 dev sentences):
+
+    python scripts/train.py sweep --output OUTPUT_DIR/unmask_PATTERN \
+        --components.llm_tagger.model.unmask '"PATTERN"' --components.llm_tagger.model.keep_layers K
+
+then its last model is scored on the system's dev sentences (scripts/evaluate.py).
 
 With --keep-layers "0,15" every pattern is also trained on the first 15 layers (the pattern
 then splits those 15): runs = 2**groups x len(keep_layers), each costing about K/n_layers
@@ -14,24 +19,29 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 import typer
 
+sys.path.insert(0, str(Path(__file__).parent))
+from systems import PROJECT  # noqa: E402
+from train import plan  # noqa: E402
+
 
 def main(
-    config: Path = typer.Argument(..., help="llm_tagger training config"),
+    system: str = typer.Argument(..., help="The settings of every run (systems/NAME.cfg)"),
     output_dir: Path = typer.Argument(..., help="Folder for one trained pipeline per pattern"),
+    train_args: Optional[List[str]] = typer.Argument(None, help="More train.py arguments (KEY=VALUE, model=NAME)"),
     groups: int = typer.Option(4, help="Number of layer groups (2**groups patterns)"),
-    train: Path = typer.Option(..., help="Training .spacy"),
-    dev: Path = typer.Option(..., help="Dev .spacy"),
-    train_sentences: int = typer.Option(300),
-    dev_sentences: int = typer.Option(200),
-    epochs: int = typer.Option(1),
     keep_layers: str = typer.Option("0", help="Decoder depths K, comma-separated (0 = every layer)"),
     score_key: str = typer.Option("ents_f"),
-    extra: List[str] = typer.Option([], help="Extra overrides: --extra --key=value"),
+    gpu_id: int = typer.Option(-1, help="GPU for training (-1 = CPU)"),
 ) -> None:
+    output_dir = output_dir.resolve()
+    train_args = [*(train_args or []), "--gpu-id", str(gpu_id)]
+    settings = plan([system, *train_args])["overrides"]  # where the dev sentences are, how many
+    dev = PROJECT / settings["paths.dev"]
+    dev_sentences = settings.get("paths.dev_sentences", 0)
     patterns = ["".join(bits) for bits in itertools.product("01", repeat=groups)]
     depths = [int(k) for k in keep_layers.split(",") if k.strip()]
     runs = [(pattern, k) for k in depths for pattern in patterns]
@@ -44,20 +54,15 @@ def main(
             print(f"[{index}/{len(runs)}] training unmask={pattern} keep_layers={k}", flush=True)
             start = time.perf_counter()
             command = [
-                sys.executable, str(Path(__file__).parent / "train.py"), str(config), str(out),
-                "--paths.train", str(train), "--paths.dev", str(dev),
-                "--paths.train_sentences", str(train_sentences),
-                "--paths.dev_sentences", str(dev_sentences),
-                "--training.max_epochs", str(epochs),
-                "--training.logger.progress_bar", "null",
+                sys.executable, str(Path(__file__).resolve().parent / "train.py"), system, "--output", str(out),
+                *train_args,
                 # JSON-quoted: a bare 0011 on the command line would be read as the number 11
                 "--components.llm_tagger.model.unmask", json.dumps(pattern),
                 "--components.llm_tagger.model.keep_layers", str(k),
-                *[part for item in extra for part in item.split("=", 1)],
             ]
             subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
             evaluate = [
-                sys.executable, str(Path(__file__).parent / "evaluate.py"),
+                sys.executable, str(Path(__file__).resolve().parent / "evaluate.py"),
                 str(out / "model-last"), str(dev), str(metrics_file),
                 "--sentences", str(dev_sentences),
             ]
