@@ -15,7 +15,7 @@ from spacy.tokens import DocBin
 from spacy_llm_tagger.annotate import annotate
 from spacy_llm_tagger.errors import ConfigError, DataError, ModelNotFoundError
 
-from .test_component import make_nlp, ner_examples, train
+from .test_component import save_trained_pipeline
 from .util import SENTENCES, make_tiny_model_dir
 
 HAS_RAY = importlib.util.find_spec("ray") is not None
@@ -24,11 +24,7 @@ HAS_RAY = importlib.util.find_spec("ray") is not None
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory):
     base = make_tiny_model_dir(tmp_path_factory.mktemp("base"), "llama")
-    nlp = make_nlp(base, head_dropout=0.0)
-    train(nlp, ner_examples(nlp), steps=20, lr=0.02)
-    path = tmp_path_factory.mktemp("pipeline") / "pipe"
-    nlp.to_disk(path)
-    return path
+    return save_trained_pipeline(base, tmp_path_factory.mktemp("pipeline") / "pipe", steps=20)
 
 
 def write_jsonl(path, lines):

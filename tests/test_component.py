@@ -51,6 +51,16 @@ def train(nlp, examples, steps=30, lr=0.01):
     return losses
 
 
+def save_trained_pipeline(model_dir, path, steps):
+    """A pipeline with a tiny llm_tagger trained ``steps`` updates on ``ner_examples``, saved at
+    ``path`` (annotate, calibrate and the docs' examples read one)."""
+    nlp = make_nlp(model_dir, head_dropout=0.0)
+    train(nlp, ner_examples(nlp), steps=steps, lr=0.02)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nlp.to_disk(path)
+    return path
+
+
 def test_training_reduces_loss_and_fits(tiny_model_dir):
     nlp = make_nlp(tiny_model_dir, head_dropout=0.0, lora_dropout=0.0)
     examples = ner_examples(nlp)

@@ -24,6 +24,8 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import pytest
 
+from .test_component import save_trained_pipeline
+
 ROOT = Path(__file__).parent.parent
 DOCS = ROOT / "docs"
 TIMEOUT_S = 300  # an example should take about a minute on 2 CPU cores; this is the hard limit
@@ -117,16 +119,6 @@ def test_python_example_runs(block: Block, tmp_path):
 # -- shell examples -------------------------------------------------------------------------
 
 
-def tiny_pipeline(folder: Path, base: Path) -> None:
-    """A pipeline with an llm_tagger on the tiny decoder, trained a few steps, at ``folder``."""
-    from .test_component import make_nlp, ner_examples, train
-
-    nlp = make_nlp(base, head_dropout=0.0)
-    train(nlp, ner_examples(nlp), steps=10, lr=0.02)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    nlp.to_disk(folder)
-
-
 def texts_jsonl(path: Path) -> None:
     from .util import SENTENCES
 
@@ -188,12 +180,12 @@ class Setup:
 
 
 def pipeline_and_texts(cwd: Path, base: Path) -> None:
-    tiny_pipeline(cwd / "training" / "model-best", base)
+    save_trained_pipeline(base, cwd / "training" / "model-best", steps=10)
     texts_jsonl(cwd / "texts.jsonl")
 
 
 def pipeline_and_dev(cwd: Path, base: Path) -> None:
-    tiny_pipeline(cwd / "training" / "model-best", base)
+    save_trained_pipeline(base, cwd / "training" / "model-best", steps=10)
     your_data_corpus(cwd)
 
 

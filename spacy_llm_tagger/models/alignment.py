@@ -13,9 +13,10 @@ Given a ``segment_length``, a longer doc is first cut at sentence boundaries
 line breaks) into segments of whole sentences of at most that many subwords and
 ``segment_sentences`` sentences, each tokenized on its own as if it were a doc of its
 own. A doc that is one long sentence is read whole (in overlapping windows only beyond
-``max_length``); inside a doc of several sentences, a "sentence" longer than ``sentence_length`` (the longest window the model
-trained on) is read in overlapping windows of that length: there it is most often a
-table, list or headline run whose boundaries have no punctuation.
+``max_length``); inside a doc of several sentences, a "sentence" longer than
+``sentence_length`` (the longest window the model trained on) is read in overlapping
+windows of that length: there it is most often a table, list or headline run whose
+boundaries have no punctuation.
 """
 
 from dataclasses import dataclass
@@ -127,7 +128,6 @@ class SubwordAligner:
             doc,
             text,
             spans,
-            sentence_starts(doc),
             first,
             end,
             len(ids),
@@ -171,7 +171,6 @@ class SubwordAligner:
         doc: Doc,
         doc_text: str,
         spans: np.ndarray,
-        starts: np.ndarray,
         first: np.ndarray,
         end: np.ndarray,
         n_sub: int,
@@ -179,15 +178,15 @@ class SubwordAligner:
         long_size: int,
         max_sentences: Optional[int],
     ) -> DocWindows:
-        """Windows of whole sentences (``starts``: their first tokens) packed up to ``size``
-        subwords and ``max_sentences`` sentences, a longer sentence in windows of
-        ``long_size`` (see module docstring).
+        """Windows of whole sentences packed up to ``size`` subwords and ``max_sentences``
+        sentences, a longer sentence in windows of ``long_size`` (see module docstring).
 
         Each segment is tokenized on its own, from its first token's first character, as a
         doc of those sentences alone would be: ending with its last token's whitespace when
         the doc itself ends with whitespace (docs built from word lists do, and a model
         trained on them reads a missing final space as a different text), else without.
         """
+        starts = sentence_starts(doc)
         ranges = pack_sentences(first, end, starts, n_sub, size, max_sentences)
         if len(starts) == 1:  # one sentence: read whole
             long_size = self.content_length
@@ -256,10 +255,9 @@ def window_sentence_counts(doc: Doc, windows: DocWindows) -> List[int]:
     """How many sentences (``sentence_starts``) begin in each window of ``doc``; the first
     window counts the one it starts in."""
     starts = sentence_starts(doc)
-    counts = [
+    return [
         int(np.count_nonzero((starts > begin) & (starts < stop))) + 1 for begin, stop in windows.window_tokens
     ]
-    return counts
 
 
 def sentence_starts(doc: Doc) -> np.ndarray:
@@ -297,11 +295,9 @@ def pack_sentences(
     begin = 0
     while begin < n_tokens:
         limit = first[begin] + size
-        following = starts[starts > begin]
-        # the start of sentence max_sentences + 1, counting from begin, if there is one
-        next_start = (
-            following[max_sentences - 1] if max_sentences and len(following) >= max_sentences else None
-        )
+        # the start of sentence max_sentences + 1, counting from begin's, if there is one
+        after = int(np.searchsorted(starts, begin, side="right")) + (max_sentences or 0) - 1
+        next_start = int(starts[after]) if max_sentences and after < len(starts) else None
         if n_sub <= limit and next_start is None:
             ranges.append((begin, n_tokens))
             break

@@ -46,7 +46,8 @@ MIN_SEGMENT_LENGTH = 32
 @dataclass
 class TrainedLengths:
     """How many training windows of each length (subwords, special tokens included) the
-    model has seen: what it knows how to read. Also counts the sentences they held."""
+    model has seen: what it knows how to read. The same histogram counts the windows by
+    the sentences they held (``DecoderModel.trained_sentences``)."""
 
     counts: Dict[int, int] = field(default_factory=dict)
 
