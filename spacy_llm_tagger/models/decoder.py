@@ -386,7 +386,12 @@ def initialize_decoder(model: DecoderModel, X: Any = None, Y: Any = None) -> Non
     location = dequantized_gguf(resolve_name(settings.name), settings.name)
     tokenizer = load_tokenizer(location, settings.name)
     base = load_base_model(
-        location, settings.name, settings.dtype, settings.attn_implementation, settings.keep_layers
+        location,
+        settings.name,
+        settings.dtype,
+        settings.attn_implementation,
+        settings.keep_layers,
+        settings.quantize_base,
     )
     model.attach(tokenizer, base, location)
 

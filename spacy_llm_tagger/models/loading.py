@@ -20,6 +20,7 @@ import torch
 
 from ..errors import ConfigError, MissingDependencyError, ModelError, ModelNotFoundError
 from .gguf_tokenizer import field_strings
+from .kbit import base_quantization_kwargs
 from .unmasking import is_causal_decoder
 
 PACKAGE_PREFIX = "package:"
@@ -207,17 +208,23 @@ def truncated_config(config: Any, keep_layers: int, name: str) -> Any:
 
 
 def load_base_model(
-    location: ModelLocation, name: str, dtype: str, attn_implementation: str, keep_layers: int = 0
+    location: ModelLocation,
+    name: str,
+    dtype: str,
+    attn_implementation: str,
+    keep_layers: int = 0,
+    quantize_base: str = "none",
 ) -> Any:
     """Load the pretrained base decoder (no LM head) with its weights.
 
     keep_layers: keep only the first K decoder layers (0 = all); the others are never
         built, and their weights are never read into memory.
+    quantize_base: "nf4" or "int8" loads the linear weights in 4 or 8 bits (see kbit.py).
     """
     from transformers import AutoConfig, AutoModel
 
     check_gguf_reader(location)
-    config_kwargs: Dict[str, Any] = {}
+    config_kwargs: Dict[str, Any] = base_quantization_kwargs(quantize_base, torch_dtype(dtype))
     if keep_layers:
         try:
             config = AutoConfig.from_pretrained(location.path, **location.kwargs())

@@ -16,6 +16,7 @@ from thinc.api import ArgsKwargs, Model, PyTorchShim, torch2xp, xp2torch
 from torch import nn
 
 from ..errors import ModelError
+from .kbit import prepare_kbit_base
 from .settings import DecoderSettings
 from .unmasking import LayerUnmasker, find_decoder_layers, parse_unmask
 
@@ -43,6 +44,8 @@ def build_unmasked_decoder(
     """
     layers = parse_unmask(settings.unmask, len(find_decoder_layers(base)))
     unmasker = LayerUnmasker(base, layers)
+    if settings.quantize_base != "none":
+        prepare_kbit_base(base)
     for param in base.parameters():
         param.requires_grad_(False)
     if settings.gradient_checkpointing:

@@ -184,7 +184,12 @@ def _load_base(path: Path, meta: Dict[str, Any], settings: DecoderSettings) -> A
     try:
         location = dequantized_gguf(resolve_name(name), name)
         base = load_base_model(
-            location, name, settings.dtype, settings.attn_implementation, settings.keep_layers
+            location,
+            name,
+            settings.dtype,
+            settings.attn_implementation,
+            settings.keep_layers,
+            settings.quantize_base,
         )
     except ModelNotFoundError as err:
         raise ModelNotFoundError(

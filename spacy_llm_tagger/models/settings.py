@@ -11,6 +11,7 @@ from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Sequence, TypeVar, Union
 
 from ..errors import ConfigError
+from .kbit import BASE_QUANTIZATIONS
 from .loading import DTYPES
 from .unmasking import check_unmask_syntax
 
@@ -50,6 +51,9 @@ class DecoderSettings:
     quantize: "none" or "int8": at inference on CPU, run a copy of the network with its
         linear layers in int8 (dynamic quantization, after merging the adapters). Training
         and the saved weights stay in full precision.
+    quantize_base: "none", "nf4" or "int8": hold the base's linear weights in 4 (NF4) or 8 bits
+        through bitsandbytes, in training and prediction (QLoRA); adapters and head train in
+        float32 on top and are all that is saved (see docs/qlora.md).
     """
 
     name: str
@@ -70,6 +74,7 @@ class DecoderSettings:
     store_base_weights: bool = False
     keep_layers: int = 0
     quantize: str = "none"
+    quantize_base: str = "none"
 
     def __post_init__(self) -> None:
         if self.pooling not in POOLING_MODES:
@@ -100,7 +105,28 @@ class DecoderSettings:
                 f"quantize = 'int8' quantizes float32 weights; it cannot be combined with "
                 f"dtype = {self.dtype!r}. Use dtype = 'float32' (on CPU) or quantize = 'none'."
             )
+        self._check_quantize_base()
         check_unmask_syntax(self.unmask)  # layer range is checked at load
+
+    def _check_quantize_base(self) -> None:
+        if self.quantize_base not in BASE_QUANTIZATIONS:
+            raise ConfigError(
+                f"quantize_base must be one of {BASE_QUANTIZATIONS}, not {self.quantize_base!r}."
+            )
+        if self.quantize_base == "none":
+            return
+        if self.quantize != "none":
+            raise ConfigError(
+                f"quantize = {self.quantize!r} builds an int8 copy of a full-precision network; with "
+                f"quantize_base = {self.quantize_base!r} the base is already quantized and predicts "
+                f"as loaded. Set quantize = 'none'."
+            )
+        if self.store_base_weights:
+            raise ConfigError(
+                f"store_base_weights = true saves full-precision base weights, but with "
+                f"quantize_base = {self.quantize_base!r} the base is quantized again from 'name' at "
+                f"every load. Set store_base_weights = false (the pipeline keeps adapters and head)."
+            )
 
     def batch_tokens(self, device_type: str) -> int:
         """Padded subwords per forward pass on this device (``max_batch_tokens``, 0 = auto)."""
@@ -114,9 +140,10 @@ class DecoderSettings:
 
         Merged adapters cost nothing at inference (unmerged ones add about a third
         of the forward time on CPU). Only for float32 bases: merging into bf16/fp16
-        weights and back would round the base weights each time.
+        weights and back would round the base weights each time, and merging into a
+        4- or 8-bit base (``quantize_base``) would quantize the adapters away.
         """
-        return self.lora_r > 0 and self.dtype == "float32"
+        return self.lora_r > 0 and self.dtype == "float32" and self.quantize_base == "none"
 
     def to_dict(self) -> dict:
         return asdict(self)
