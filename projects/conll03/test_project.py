@@ -153,7 +153,9 @@ def test_systems_train_with_the_configs_of_the_old_commands():
         assert before == after, name
         assert systems.same_config(before, after)
         checked.add(entry["system"])
-    assert checked == set(systems.names()) - {"sweep"}
+    # systems added after the old commands had none
+    newer = {name for name in systems.names() if name.split("/")[0] in ("curve", "lr", "qlora")}
+    assert checked == set(systems.names()) - {"sweep"} - newer
 
 
 def test_sweep_and_fast_train_as_before():

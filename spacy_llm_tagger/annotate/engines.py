@@ -9,7 +9,7 @@ batch-inference pattern: ``map_batches`` with an actor class that loads the pipe
 from dataclasses import asdict, dataclass
 from typing import Any, Dict, Iterator, List, Optional
 
-from ..errors import ConfigError
+from ..errors import ConfigError, MissingDependencyError
 from .annotator import ShardAnnotator, ShardResult
 from .inputs import ShardSpec
 
@@ -102,7 +102,7 @@ def import_ray() -> Any:
         import ray
         import ray.data  # noqa: F401
     except ImportError as err:
-        raise ConfigError(
+        raise MissingDependencyError(
             "--engine ray needs Ray Data: pip install 'spacy-llm-tagger[ray]' (or use --engine local)."
         ) from err
     return ray
