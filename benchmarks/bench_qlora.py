@@ -8,7 +8,7 @@
 `train`: for each base ("none", "nf4") in a fresh process, initialize the tagger on the CoNLL-2003
 project's training sentences and run --steps updates of 16 sentences: seconds per update and
 the process's peak RSS. `predict`: each trained pipeline in a fresh process predicts the first
---sentences test sentences: words/s, peak RSS and F1 on them. `shape`: random weights of a real
+--sentences test sentences: words/s, the tagger's weights in memory, peak RSS and F1 on them. `shape`: random weights of a real
 decoder shape (speed and memory do not depend on the values) in bf16 (float32 on CPU) and in NF4
 under the same LoRA network: peak GPU memory and seconds per training step. Every mode prints
 the NF4 / full-precision ratios measured in the same run.
@@ -34,13 +34,21 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def read_docs(path: Path, limit: int) -> List[Any]:
+def read_docs(path: Path, limit: int, vocab: Any = None) -> List[Any]:
+    """The first ``limit`` sentences (0 = all) of a project corpus, one Doc each."""
     import spacy
     from spacy.tokens import DocBin
 
-    nlp = spacy.blank("en")
-    docs = list(DocBin().from_disk(path).get_docs(nlp.vocab))
-    return docs[:limit] if limit else docs
+    docs = DocBin().from_disk(path).get_docs(vocab or spacy.blank("en").vocab)
+    sentences = [sent.as_doc() for doc in docs for sent in doc.sents]
+    return sentences[:limit] if limit else sentences
+
+
+def unannotated(doc: Any) -> Any:
+    """``doc``'s words without annotations: what a tagger predicts on."""
+    from spacy.tokens import Doc
+
+    return Doc(doc.vocab, words=[t.text for t in doc], spaces=[bool(t.whitespace_) for t in doc])
 
 
 def train_variant(model: str, quantize_base: str, steps: int, corpus: Path) -> Dict[str, Any]:
@@ -49,8 +57,8 @@ def train_variant(model: str, quantize_base: str, steps: int, corpus: Path) -> D
 
     nlp = spacy.blank("en")
     nlp.add_pipe("llm_tagger", config={"model": {"name": model, "quantize_base": quantize_base}})
-    docs = read_docs(corpus, 16 * (steps + 1))
-    examples = [Example(nlp.make_doc(doc.text), doc) for doc in docs]
+    docs = read_docs(corpus, 16 * (steps + 1), nlp.vocab)
+    examples = [Example(unannotated(doc), doc) for doc in docs]
     optimizer = nlp.initialize(lambda: examples)
     batches = [examples[i : i + 16] for i in range(0, len(examples), 16)]
     nlp.update(batches[0], sgd=optimizer)  # first update: warm-up, not timed
@@ -66,15 +74,18 @@ def predict_variant(pipeline: Path, sentences: int, corpus: Path) -> Dict[str, A
     from spacy.training import Example
 
     nlp = spacy.load(pipeline)
-    gold = read_docs(corpus, sentences)
+    gold = read_docs(corpus, sentences, nlp.vocab)
     start = time.perf_counter()
-    predicted = list(nlp.pipe(doc.text for doc in gold))
+    predicted = list(nlp.pipe(unannotated(doc) for doc in gold))
     seconds = time.perf_counter() - start
     scores = nlp.get_pipe("llm_tagger").score([Example(p, g) for p, g in zip(predicted, gold)])
     model = nlp.get_pipe("llm_tagger").model
+    module = model.loaded.module
+    tensors = [*module.parameters(), *module.buffers()]
     return {
         "pipeline": str(pipeline),
         "quantize_base": model.settings.quantize_base,
+        "weights_mb": sum(t.numel() * t.element_size() for t in tensors) / 2**20,
         "words_per_second": sum(len(doc) for doc in gold) / seconds,
         "ents_f": scores["ents_f"],
         "peak_rss_mb": peak_rss_mb(),
@@ -88,9 +99,11 @@ def commit() -> str:
 
 
 def in_fresh_process(*args: str) -> Dict[str, Any]:
-    """Run this script's hidden ``_one`` mode: peak RSS then belongs to one variant alone."""
+    """Run this script's hidden ``_one`` mode: peak RSS then belongs to one variant alone. It
+    runs in the CoNLL-2003 project's folder, where the project's pipelines name their bases
+    (``assets/...gguf``); paths given to this script are made absolute first."""
     out = subprocess.run(
-        [sys.executable, __file__, "_one", *args], check=True, capture_output=True, text=True
+        [sys.executable, __file__, "_one", *args], check=True, capture_output=True, text=True, cwd=PROJECT
     ).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -194,14 +207,16 @@ def main() -> None:
     rows = []
     if args.mode == "train":
         for variant in VARIANTS:
-            rows.append(in_fresh_process("train", args.model, variant, str(args.steps), str(args.corpus)))
+            rows.append(in_fresh_process("train", args.model, variant, str(args.steps), str(args.corpus.resolve())))
             print(json.dumps(rows[-1]), flush=True)
         found = ratios(rows, ["seconds_per_update", "peak_rss_mb"])
     elif args.mode == "predict":
         for pipeline in args.pipelines:
-            rows.append(in_fresh_process("predict", str(pipeline), str(args.sentences), str(args.corpus)))
+            rows.append(
+                in_fresh_process("predict", str(pipeline.resolve()), str(args.sentences), str(args.corpus.resolve()))
+            )
             print(json.dumps(rows[-1]), flush=True)
-        found = ratios(rows, ["words_per_second", "peak_rss_mb", "ents_f"])
+        found = ratios(rows, ["words_per_second", "weights_mb", "peak_rss_mb", "ents_f"])
     else:
         for variant in VARIANTS:
             rows.append(
@@ -211,7 +226,7 @@ def main() -> None:
         found = ratios(rows, ["seconds_per_step", "peak_memory_gb", "peak_rss_mb"])
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
-        record = {"command": " ".join(sys.argv), "commit": commit(), "rows": rows, "nf4_over_full": found}
+        record = {"command": "python " + " ".join(sys.argv), "commit": commit(), "rows": rows, "nf4_over_full": found}
         args.output.write_text(json.dumps(record, indent=2))
 
 
