@@ -9,7 +9,7 @@ batch-inference pattern: ``map_batches`` with an actor class that loads the pipe
 from dataclasses import asdict, dataclass
 from typing import Any, Dict, Iterator, List, Optional
 
-from ..errors import ConfigError, MissingDependencyError
+from ..errors import MissingDependencyError
 from .annotator import ShardAnnotator, ShardResult
 from .inputs import ShardSpec
 
