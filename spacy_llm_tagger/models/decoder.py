@@ -29,6 +29,7 @@ from .persistence import (
     bytes_to_folder,
     folder_to_bytes,
     head_does_not_fit,
+    load_configured_base,
     read_folder,
     read_head,
     write_folder,
@@ -378,21 +379,14 @@ class DecoderModel(Model):
 
 def initialize_decoder(model: DecoderModel, X: Any = None, Y: Any = None) -> None:
     """Thinc's ``init``: load the pretrained base model and attach fresh adapters and network."""
-    from .loading import dequantized_gguf, load_base_model, load_tokenizer, resolve_name
+    from .loading import dequantized_gguf, load_tokenizer, resolve_name
 
     if model.network_builder.needs_n_out and not model.has_dim("nO"):
         raise ConfigError("The llm_tagger model needs its number of labels (nO) before initialize.")
     settings = model.settings
     location = dequantized_gguf(resolve_name(settings.name), settings.name)
     tokenizer = load_tokenizer(location, settings.name)
-    base = load_base_model(
-        location,
-        settings.name,
-        settings.dtype,
-        settings.attn_implementation,
-        settings.keep_layers,
-        settings.quantize_base,
-    )
+    base = load_configured_base(location, settings)
     model.attach(tokenizer, base, location)
 
 

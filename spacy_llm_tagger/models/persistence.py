@@ -24,6 +24,7 @@ from safetensors.torch import load_file, save_file
 
 from ..errors import ConfigError, ModelError, ModelNotFoundError
 from .loading import (
+    ModelLocation,
     build_base_model,
     dequantized_gguf,
     load_base_model,
@@ -165,6 +166,19 @@ def _load_saved_tokenizer(path: Path, name: str) -> Any:
         raise ModelNotFoundError(f"Could not read the saved tokenizer in {path}: {err}") from err
 
 
+def load_configured_base(location: ModelLocation, settings: DecoderSettings) -> Any:
+    """The pretrained base at ``location`` as ``settings`` load it (dtype, attention, kept
+    layers, quantization): one call for a fresh model and for a saved one."""
+    return load_base_model(
+        location,
+        settings.name,
+        settings.dtype,
+        settings.attn_implementation,
+        settings.keep_layers,
+        settings.quantize_base,
+    )
+
+
 def _load_base(path: Path, meta: Dict[str, Any], settings: DecoderSettings) -> Any:
     from transformers import AutoConfig
 
@@ -183,14 +197,7 @@ def _load_base(path: Path, meta: Dict[str, Any], settings: DecoderSettings) -> A
     name = settings.name
     try:
         location = dequantized_gguf(resolve_name(name), name)
-        base = load_base_model(
-            location,
-            name,
-            settings.dtype,
-            settings.attn_implementation,
-            settings.keep_layers,
-            settings.quantize_base,
-        )
+        base = load_configured_base(location, settings)
     except ModelNotFoundError as err:
         raise ModelNotFoundError(
             f"This pipeline's base model {name!r} was not found: {err}\n"
