@@ -25,7 +25,9 @@ SHAPES = {
 }
 
 
-def build(shape: str, device: str, checkpointing: bool):
+def build(shape: str, device: str, checkpointing: bool, quantize_base: str = "none"):
+    """The LoRA network at ``shape`` on random weights; ``quantize_base = "nf4"`` swaps the base's
+    linear layers for bitsandbytes' NF4 ones (what loading a checkpoint with it does)."""
     from transformers import MistralConfig
 
     from spacy_llm_tagger.models.decoder_tagger import DecoderTaggerModule
@@ -35,14 +37,40 @@ def build(shape: str, device: str, checkpointing: bool):
 
     dtype = "bfloat16" if device == "cuda" else "float32"
     config = MistralConfig(sliding_window=4096, **SHAPES[shape])
-    with torch.device(device):
+    with torch.device("cpu" if quantize_base == "nf4" else device):
         base = build_base_model(config, dtype, "sdpa")
+    if quantize_base == "nf4":
+        base = nf4_linear_layers(base, torch.bfloat16 if device == "cuda" else torch.float32, device)
     settings = DecoderSettings(
-        name="random", unmask="all", dtype=dtype, gradient_checkpointing=checkpointing
+        name="random", unmask="all", dtype=dtype, gradient_checkpointing=checkpointing, quantize_base=quantize_base
     )
     decoder, unmasker = build_unmasked_decoder(base, settings)
     module = DecoderTaggerModule(decoder, unmasker, config.hidden_size, 9).to(device)
     return module, config
+
+
+def nf4_linear_layers(base: Any, compute_dtype: torch.dtype, device: str) -> Any:
+    """``base`` with every linear layer replaced by bitsandbytes' NF4 one, quantized on ``device``
+    (what ``quantize_base = "nf4"`` loads from a checkpoint; here from random weights)."""
+    from spacy_llm_tagger.models.kbit import import_bitsandbytes
+
+    bnb = import_bitsandbytes()
+    for layer in list(base.modules()):
+        for child_name, child in list(layer.named_children()):
+            if type(child) is torch.nn.Linear:
+                quantized = bnb.nn.Linear4bit(
+                    child.in_features,
+                    child.out_features,
+                    bias=child.bias is not None,
+                    compute_dtype=compute_dtype,
+                    quant_type="nf4",
+                )
+                quantized.weight = bnb.nn.Params4bit(
+                    child.weight.data.to(compute_dtype), requires_grad=False, quant_type="nf4"
+                )
+                setattr(layer, child_name, quantized.to(device))
+    base.is_loaded_in_4bit = True
+    return base.to(device)
 
 
 def lora_flops_per_token(config: Any, train: bool) -> float:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 import torch
-from bench_gpu import SHAPES, run
+from bench_gpu import SHAPES, build, run
 
 PROJECT = Path(__file__).resolve().parent.parent / "projects" / "conll03"
 VARIANTS = ("none", "nf4")
@@ -110,22 +110,7 @@ def in_fresh_process(*args: str) -> Dict[str, Any]:
 
 def shape_variant(shape: str, device: str, quantize_base: str, batch: int, seq: int) -> Dict[str, Any]:
     """Seconds per training step and peak GPU memory of the LoRA network at ``shape``."""
-    from transformers import MistralConfig
-
-    from spacy_llm_tagger.models.decoder_tagger import DecoderTaggerModule
-    from spacy_llm_tagger.models.loading import build_base_model
-    from spacy_llm_tagger.models.network import build_unmasked_decoder
-    from spacy_llm_tagger.models.settings import DecoderSettings
-
-    dtype = "bfloat16" if device == "cuda" else "float32"
-    config = MistralConfig(sliding_window=4096, **SHAPES[shape])
-    with torch.device("cpu" if quantize_base == "nf4" else device):
-        base = build_base_model(config, dtype, "sdpa")
-    if quantize_base == "nf4":
-        base = nf4_linear_layers(base, torch.bfloat16 if device == "cuda" else torch.float32, device)
-    settings = DecoderSettings(name="random", unmask="all", dtype=dtype, quantize_base=quantize_base)
-    decoder, unmasker = build_unmasked_decoder(base, settings)
-    module = DecoderTaggerModule(decoder, unmasker, config.hidden_size, 9).to(device)
+    module, config = build(shape, device, checkpointing=False, quantize_base=quantize_base)
     if device == "cuda":
         torch.cuda.empty_cache()
     result = run(module, config, device, batch, seq, train=True)
@@ -133,30 +118,6 @@ def shape_variant(shape: str, device: str, quantize_base: str, batch: int, seq: 
     if device != "cuda":
         result["peak_rss_mb"] = peak_rss_mb()
     return result
-
-
-def nf4_linear_layers(base: Any, compute_dtype: torch.dtype, device: str) -> Any:
-    """``base`` with every linear layer replaced by bitsandbytes' NF4 one, quantized on ``device``
-    (what ``quantize_base = "nf4"`` loads from a checkpoint; here from random weights)."""
-    from spacy_llm_tagger.models.kbit import import_bitsandbytes
-
-    bnb = import_bitsandbytes()
-    for layer in list(base.modules()):
-        for child_name, child in list(layer.named_children()):
-            if type(child) is torch.nn.Linear:
-                quantized = bnb.nn.Linear4bit(
-                    child.in_features,
-                    child.out_features,
-                    bias=child.bias is not None,
-                    compute_dtype=compute_dtype,
-                    quant_type="nf4",
-                )
-                quantized.weight = bnb.nn.Params4bit(
-                    child.weight.data.to(compute_dtype), requires_grad=False, quant_type="nf4"
-                )
-                setattr(layer, child_name, quantized.to(device))
-    base.is_loaded_in_4bit = True
-    return base.to(device)
 
 
 def ratios(rows: List[Dict[str, Any]], keys: List[str]) -> Dict[str, float]:

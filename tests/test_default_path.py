@@ -11,6 +11,7 @@ per sentence and one Doc per document (``benchmarks/bench_documents.py``). About
 
 import argparse
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,7 @@ RELEASE_0_1_0_LEVEL = 80.0
 
 
 DOCUMENTS = Path(__file__).parent.parent / "benchmarks" / "bench_documents.py"
+DOCUMENT_LOSS = Path(__file__).parent.parent / "benchmarks" / "bench_document_loss.py"
 # Issue #31: a sentence-trained tagger may lose at most 1.5 F1 when documents arrive whole
 # (bare tokens: no sentence boundaries, no line breaks). Seed 0 on the whole dev split:
 # 80.53 per sentence, 79.71 per document (docs/whole-documents.md).
@@ -73,3 +75,19 @@ def test_a_sentence_trained_tagger_reads_whole_dev_documents_within_the_limit(tr
     )
     assert record["documents"] == 216
     assert record["bare_learned"] >= record["per_sentence"] - DOCUMENT_LOSS_LIMIT, record
+
+
+def test_the_document_loss_groups_cover_every_gold_entity(trained):
+    _, saved = trained
+    benchmarks = str(DOCUMENTS.parent)
+    sys.path.insert(0, benchmarks)
+    try:
+        loss = load(DOCUMENT_LOSS, "bench_document_loss")
+        record = loss.measure(str(saved), "valid", documents=5)
+    finally:
+        sys.path.remove(benchmarks)
+    documents = load(DOCUMENTS, "bench_documents").read_documents("valid")[:5]
+    gold = sum(tag.startswith("B-") for d in documents for s in d for _, tag in s)
+    assert set(record["groups"]) <= {"matched", "merged, fits", "merged, overlong"}
+    assert sum(g["entities"] for g in record["groups"].values()) == gold
+    assert sum(g["entities"] for g in record["by_document_words"].values()) == gold

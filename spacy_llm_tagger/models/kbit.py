@@ -19,11 +19,13 @@ BASE_QUANTIZATIONS = ("none", "nf4", "int8")
 INSTALL_HINT = "pip install 'spacy-llm-tagger[qlora]' (or pip install 'bitsandbytes>=0.50')"
 # bitsandbytes logs at import, on CPUs with AVX512-BF16, that it could not fetch a faster
 # 4-bit kernel from the Hugging Face hub (the `kernels` package); it falls back to its own.
+# peft imports bitsandbytes whenever it is installed, so this wraps importing peft too.
 BNB_CPU_LOGGER = "bitsandbytes.backends.cpu.ops"
 
 
 @contextmanager
-def _quiet_hub_kernel_notice() -> Iterator[None]:
+def quiet_hub_kernel_notice() -> Iterator[None]:
+    """Silence bitsandbytes' import-time notice about the hub kernel it could not fetch."""
     logger = logging.getLogger(BNB_CPU_LOGGER)
     level = logger.level
     logger.setLevel(logging.ERROR)
@@ -36,7 +38,7 @@ def _quiet_hub_kernel_notice() -> Iterator[None]:
 def import_bitsandbytes() -> Any:
     """bitsandbytes, or a clear error naming the extra that installs it."""
     try:
-        with _quiet_hub_kernel_notice():
+        with quiet_hub_kernel_notice():
             import bitsandbytes
     except ImportError as err:
         raise MissingDependencyError(
@@ -73,7 +75,8 @@ def prepare_kbit_base(base: Any) -> None:
     AVX512-BF16 through a bfloat16 kernel that repacks the weights, so that the same pipeline
     predicted differently by host (and that kernel fails on layers narrower than one block).
     """
-    from peft import prepare_model_for_kbit_training
+    with quiet_hub_kernel_notice():
+        from peft import prepare_model_for_kbit_training
 
     prepare_model_for_kbit_training(base, use_gradient_checkpointing=False)
     for module in base.modules():

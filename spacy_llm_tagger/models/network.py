@@ -16,7 +16,7 @@ from thinc.api import ArgsKwargs, Model, PyTorchShim, torch2xp, xp2torch
 from torch import nn
 
 from ..errors import ModelError
-from .kbit import prepare_kbit_base
+from .kbit import prepare_kbit_base, quiet_hub_kernel_notice
 from .settings import DecoderSettings
 from .unmasking import LayerUnmasker, find_decoder_layers, parse_unmask
 
@@ -52,7 +52,8 @@ def build_unmasked_decoder(
         enable_checkpointing(base)
     if settings.lora_r == 0:
         return base, unmasker
-    from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+    with quiet_hub_kernel_notice():
+        from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
 
     lora_config = LoraConfig(
         r=settings.lora_r,
