@@ -52,6 +52,7 @@ def measure(model: str, split: str, documents: int) -> Dict[str, object]:
         gold, read_bare = entities(eg.reference), entities(bare_doc)
         rule_starts = [int(i) for i in sentence_starts(eg.predicted)] + [len(eg.predicted)]
         doc_counts = [0] * 6
+        rule_subwords: Dict[Tuple[int, int], int] = {}  # a rule "sentence" holds several gold ones
         start = 0
         for sentence in sents:
             end = start + len(sentence)
@@ -61,8 +62,10 @@ def measure(model: str, split: str, documents: int) -> Dict[str, object]:
             else:
                 a = max(i for i in rule_starts[:-1] if i <= start)
                 b = min(i for i in rule_starts if i > start)
-                n_sub = len(tokenizer(eg.predicted[a:b].text, add_special_tokens=False)["input_ids"])
-                fits = tagger.sentence_length is None or n_sub + 2 <= tagger.sentence_length
+                if (a, b) not in rule_subwords:
+                    text = eg.predicted[a:b].text
+                    rule_subwords[a, b] = len(tokenizer(text, add_special_tokens=False)["input_ids"])
+                fits = tagger.sentence_length is None or rule_subwords[a, b] + 2 <= tagger.sentence_length
                 group = "merged, fits" if fits else "merged, overlong"
             inside = {e for e in gold if start <= e[0] < end}
             row = counts(inside, {e for e in read_alone if start <= e[0] < end})
