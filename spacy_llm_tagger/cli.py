@@ -189,19 +189,35 @@ def train(
     gpus_per_worker: float = typer.Option(0.0, help="GPUs per worker (0 = CPU, gloo)"),
     cpus_per_worker: int = typer.Option(1, help="CPU cores (torch threads) per worker"),
     address: Optional[str] = typer.Option(None, help="Join this Ray cluster instead of starting one"),
+    restart: bool = typer.Option(False, "--restart", help="Train from the start, not from OUTPUT/checkpoint"),
+    checkpoint_steps: int = typer.Option(0, help="Also checkpoint every N steps (0: at evaluations only)"),
 ) -> None:
-    """Train a pipeline; --workers N trains data-parallel on Ray Train.
+    """Train a pipeline; rerun the same command after a kill to resume. --workers N trains
+    data-parallel on Ray Train.
 
-    Takes the same config and overrides as `spacy train` (e.g. --paths.train train.spacy).
-    Every worker reads the whole training corpus (so its path must exist on every node) and
-    trains on its share of each batch; gradients are averaged before every step.
+    Takes the same config and overrides as `spacy train` (e.g. --paths.train train.spacy) and,
+    for the same seed, trains the same model. With one worker and an OUTPUT folder it keeps
+    OUTPUT/checkpoint (weights, optimizer, random states, place in the data) after every
+    evaluation; the same command run again goes on from there. With --workers N every worker
+    reads the whole training corpus (so its path must exist on every node) and trains on its
+    share of each batch; gradients are averaged before every step.
     """
     from .distributed.spacy_adapter import parse_overrides
     from .distributed.training import train as run_train
 
     with exit_on_error():
         overrides = parse_overrides(ctx.args)
-        run_train(config, output, overrides, workers, gpus_per_worker, cpus_per_worker, address)
+        run_train(
+            config,
+            output,
+            overrides,
+            workers,
+            gpus_per_worker,
+            cpus_per_worker,
+            address,
+            restart=restart,
+            checkpoint_steps=checkpoint_steps,
+        )
 
 
 if __name__ == "__main__":

@@ -44,3 +44,7 @@ class OutOfMemoryError(LLMTaggerError, MemoryError):
 
 class DistributedError(LLMTaggerError, RuntimeError):
     """Data-parallel training cannot go on (workers disagree, or spaCy's loop changed)."""
+
+
+class CheckpointError(LLMTaggerError, RuntimeError):
+    """A training checkpoint cannot be resumed (another config, or a damaged folder)."""

@@ -12,6 +12,10 @@ and nowhere else:
   no copy constructor; a subclass instance is made by copying the slots.
 - :func:`torch_modules`: thinc's PyTorch shims hold their module in ``shim._model``.
 
+Resumable training (:mod:`spacy_llm_tagger.resumable_training`) runs its own copy of that loop
+and reuses the loop's helpers, module functions of ``spacy.training.loop``:
+:func:`loop_helpers`.
+
 And for the command line, :func:`parse_overrides` (spaCy's CLI parser of ``--section.key
 value`` overrides, private in ``spacy.cli._util``).
 
@@ -22,7 +26,7 @@ trainer runs it before any worker starts.
 
 import contextlib
 import inspect
-from typing import Any, Callable, Dict, Iterator, List, Tuple, TypeVar
+from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Tuple, TypeVar
 
 import spacy
 import thinc
@@ -38,6 +42,27 @@ AnOptimizer = TypeVar("AnOptimizer", bound=Optimizer)
 
 # train_while_improving(nlp, optimizer, train_data, evaluate, *, ...) throughout spaCy 3.x
 LOOP_PARAMETERS = ("nlp", "optimizer", "train_data", "evaluate")
+# the helpers of spacy.training.loop.train that resumable training calls too
+LOOP_HELPERS = (
+    "create_evaluation_callback",
+    "create_before_to_disk_callback",
+    "update_meta",
+    "subdivide_batch",
+    "clean_output_dir",
+)
+MODEL_FOLDERS = ("DIR_MODEL_BEST", "DIR_MODEL_LAST")
+
+
+class LoopHelpers(NamedTuple):
+    """spaCy's training-loop helpers (``spacy.training.loop``), as resumable training uses them."""
+
+    create_evaluation_callback: Callable[..., Evaluate]
+    create_before_to_disk_callback: Callable[..., Callable[[Any], Any]]
+    update_meta: Callable[..., None]
+    subdivide_batch: Callable[..., Iterator[List[Example]]]
+    clean_output_dir: Callable[..., None]
+    model_best: str
+    model_last: str
 
 
 def versions() -> str:
@@ -66,6 +91,9 @@ def check_spacy_internals() -> None:
             f"the signature of spacy.training.loop.train_while_improving {parameters} "
             f"(expected it to start with {LOOP_PARAMETERS})"
         )
+    missing = [name for name in LOOP_HELPERS if not callable(getattr(loop, name, None))]
+    if missing or not all(isinstance(getattr(loop, name, None), str) for name in MODEL_FOLDERS):
+        raise changed(f"spacy.training.loop (it no longer has {missing or list(MODEL_FOLDERS)})")
     if "train_while_improving" not in loop.train.__code__.co_names:
         raise changed("spacy.training.loop.train (it no longer calls train_while_improving by name)")
     slots = getattr(Optimizer, "__slots__", None)
@@ -112,6 +140,15 @@ def hooks_in_spacy_training(
         yield
     finally:
         loop.train_while_improving = original
+
+
+def loop_helpers() -> LoopHelpers:
+    """The helpers of spaCy's training loop (checked against the installed spaCy first)."""
+    from spacy.training import loop
+
+    check_spacy_internals()
+    functions = {name: getattr(loop, name) for name in LOOP_HELPERS}
+    return LoopHelpers(**functions, model_best=loop.DIR_MODEL_BEST, model_last=loop.DIR_MODEL_LAST)
 
 
 def optimizer_as(cls: "type[AnOptimizer]", optimizer: Optimizer) -> AnOptimizer:

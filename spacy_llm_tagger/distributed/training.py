@@ -53,17 +53,35 @@ def train(
     gpus_per_worker: float = 0.0,
     cpus_per_worker: int = 1,
     address: Optional[str] = None,
+    restart: bool = False,
+    checkpoint_steps: int = 0,
 ) -> None:
-    """Train the pipeline of ``config_path``; ``workers`` > 1 trains data-parallel on Ray."""
+    """Train the pipeline of ``config_path``; ``workers`` > 1 trains data-parallel on Ray.
+
+    One worker writing to ``output`` trains resumably (:mod:`..resumable_training`): run again
+    after a kill, it goes on from ``output/checkpoint``; ``restart`` starts from scratch."""
     if workers < 1:
         raise ConfigError(f"--workers must be at least 1, not {workers}.")
     if gpus_per_worker < 0 or cpus_per_worker < 1:
         raise ConfigError("--gpus-per-worker must be >= 0 and --cpus-per-worker >= 1.")
     config = load_training_config(config_path, overrides)
     if workers == 1 and address is None:
-        from spacy.cli.train import train as spacy_train
+        use_gpu = 0 if gpus_per_worker > 0 else -1
+        if output is None:  # nothing to keep a checkpoint in
+            from spacy.cli.train import train as spacy_train
 
-        spacy_train(config_path, output, use_gpu=0 if gpus_per_worker > 0 else -1, overrides=overrides)
+            spacy_train(config_path, output, use_gpu=use_gpu, overrides=overrides)
+            return
+        from ..resumable_training import train_resumable
+
+        train_resumable(
+            config_path,
+            output,
+            overrides,
+            use_gpu=use_gpu,
+            restart=restart,
+            checkpoint_steps=checkpoint_steps,
+        )
         return
     from .data_parallel import data_parallel_config
     from .spacy_adapter import check_spacy_internals

@@ -319,6 +319,14 @@ class LLMTagger(TrainablePipe):
         self.model.finish_update(sgd if scale == 1.0 else cast(Optimizer, ScaledOptimizer(sgd, scale)))
         self.updates_done += 1
 
+    def training_state(self) -> Dict[str, int]:
+        """What training has changed beside the weights (kept in resumable checkpoints)."""
+        return {"updates_done": self.updates_done}
+
+    def restore_training_state(self, state: Dict[str, int]) -> None:
+        """Continue from :meth:`training_state` (a resumed run warms up where it stopped)."""
+        self.updates_done = int(state["updates_done"])
+
     def get_loss(self, examples: Iterable[Example], scores: List[Floats2d]) -> Tuple[float, List[Floats2d]]:
         """Softmax cross-entropy of the head's scores, a mean over the words with a gold tag.
 

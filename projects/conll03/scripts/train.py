@@ -1,6 +1,7 @@
 """Train one of the project's systems (systems/SYSTEM.cfg) with `spacy train`.
 
-    python scripts/train.py SYSTEM [--seed S] [--output DIR] [--gpu-id N] [--model NAME] [OVERRIDES]
+    python scripts/train.py SYSTEM [--seed S] [--output DIR] [--gpu-id N] [--model NAME]
+        [--checkpoint-steps N] [OVERRIDES]
 
 OVERRIDES are config overrides as `spacy train` takes them (`--training.max_epochs 2`), or
 written KEY=VALUE (`training.max_epochs=2`, the form project variables use); `model=NAME` is
@@ -10,6 +11,10 @@ written KEY=VALUE (`training.max_epochs=2`, the form project variables use); `mo
 project folder. Values written `package:DIST/path` become paths to files inside installed Python
 packages (the MiniLM encoder of spacy-transformers), except in this package's architectures,
 which resolve them on their own and keep them portable in the saved pipeline.
+
+Training is resumable: stopped (killed, out of time), the same command goes on from
+OUTPUT/checkpoint, written at every dev evaluation (and every --checkpoint-steps); a finished run, or one of other settings,
+trains again from the start. For a seed, the steps are those `spacy train` takes.
 
 Writes OUTPUT/training_log.jsonl (one line per dev evaluation, from spaCy's ConsoleLogger.v3),
 OUTPUT/training_summary.json (seconds, the step of the last evaluation, epochs completed, the best
@@ -25,18 +30,16 @@ import os
 import resource
 import shlex
 import sys
-import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 import srsly
-from spacy.cli.train import train
-from spacy.util import load_config
 
 import spacy_llm_tagger  # noqa: F401  (registers the llm_tagger pieces)
 from spacy_llm_tagger.distributed.spacy_adapter import parse_overrides
 from spacy_llm_tagger.errors import ModelNotFoundError
 from spacy_llm_tagger.models.loading import PACKAGE_PREFIX, package_path
+from spacy_llm_tagger.resumable_training import train_resumable
 
 sys.path.insert(0, str(Path(__file__).parent))
 from systems import PROJECT, config_text, system_overrides, training_config  # noqa: E402
@@ -95,15 +98,17 @@ def plan(args: List[str]) -> dict:
         options, rest = split_args(rest, ("--gpu-id",))
         overrides = {k: resolve_package_path(v) for k, v in parse_overrides(rest).items()}
         return {"system": None, "config": str(Path(target).resolve()), "overrides": overrides,
-                "output": Path(output).resolve(), "gpu": int(options.get("--gpu-id", -1)), "seed": None}
-    options, rest = split_args(rest, ("--seed", "--output", "--gpu-id", "--model"))
+                "output": Path(output).resolve(), "gpu": int(options.get("--gpu-id", -1)), "seed": None,
+                "checkpoint_steps": 0}
+    options, rest = split_args(rest, ("--seed", "--output", "--gpu-id", "--model", "--checkpoint-steps"))
     seed = int(options["--seed"]) if "--seed" in options else None
     config, overrides = system_overrides(
         target, seed=seed, model=options.get("--model", ""), extra=parse_overrides(rest)
     )
     output = Path(options["--output"]).resolve() if "--output" in options else PROJECT / "training" / target
     return {"system": target, "config": config, "overrides": overrides, "output": output,
-            "gpu": int(options.get("--gpu-id", -1)), "seed": seed}
+            "gpu": int(options.get("--gpu-id", -1)), "seed": seed,
+            "checkpoint_steps": int(options.get("--checkpoint-steps", 0))}
 
 
 def main(args: Optional[List[str]] = None) -> None:
@@ -127,13 +132,12 @@ def main(args: Optional[List[str]] = None) -> None:
     output_dir: Path = run["output"]
     log_file = output_dir / "training_log.jsonl"
     if "training.logger.output_file" not in overrides:
-        log_file.unlink(missing_ok=True)  # the logger will not overwrite an old log
-        overrides["training.logger.output_file"] = str(log_file)
+        overrides["training.logger.output_file"] = str(log_file)  # rewritten on every start
     (output_dir / COMMAND_FILE).unlink(missing_ok=True)  # written again once this run has finished
-    start = time.perf_counter()
-    train(Path(config_path), output_dir, use_gpu=run["gpu"], overrides=overrides)
-    seconds = time.perf_counter() - start
-    output_dir.mkdir(parents=True, exist_ok=True)
+    # a stopped run of the same config goes on from its checkpoint; anything else starts over
+    progress = train_resumable(Path(config_path), output_dir, overrides, use_gpu=run["gpu"], restart_stale=True,
+                               checkpoint_steps=run["checkpoint_steps"])
+    seconds = progress.seconds
     (output_dir / "train_seconds.txt").write_text(f"{seconds:.1f}\n")
     summary = summarize(log_file, seconds)
     (output_dir / "training_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
