@@ -194,6 +194,7 @@ SETUPS: Dict[str, Setup] = {
     "annotate-ray": Setup(pipeline_and_texts, slow=True),
     "calibrate": Setup(pipeline_and_dev),
     "train-workers": Setup(lambda cwd, base: your_data_corpus(cwd), slow=True),
+    "train-resume": Setup(lambda cwd, base: your_data_corpus(cwd)),
     "shared-decoder-train": Setup(
         lambda cwd, base: ner_and_tag_corpus(cwd),
         component="transformer",
