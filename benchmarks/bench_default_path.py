@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> Dict[str, object]:
     nlp = spacy.blank("en")
     model: Dict[str, object] = {"unmask": args.unmask}
     model.update(json.loads(args.model_settings))
-    nlp.add_pipe("llm_tagger", config={"model": model, "target": "ents"})
+    nlp.add_pipe("llm_tagger", config={"model": model, "target": "ents", **json.loads(args.component_settings)})
     train = to_examples(nlp, read_sentences("train", args.train))
     test = to_examples(nlp, read_sentences("test", args.test))
     started = time.time()
@@ -129,6 +129,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--unmask", default="all")
     parser.add_argument("--model-settings", default="{}", help="JSON: more [model] settings")
+    parser.add_argument("--component-settings", default="{}", help="JSON: more llm_tagger settings")
     parser.add_argument("--optimizer", default="{}", help="JSON: optimizer attributes to set")
     parser.add_argument("--save", type=Path, default=None, help="also save the trained pipeline here")
     parser.add_argument("--out", type=Path, required=True)
