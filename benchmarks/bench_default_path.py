@@ -79,7 +79,8 @@ def run(args: argparse.Namespace) -> Dict[str, object]:
     nlp = spacy.blank("en")
     model: Dict[str, object] = {"unmask": args.unmask}
     model.update(json.loads(args.model_settings))
-    nlp.add_pipe("llm_tagger", config={"model": model, "target": "ents", **json.loads(args.component_settings)})
+    settings = json.loads(getattr(args, "component_settings", "{}"))
+    nlp.add_pipe("llm_tagger", config={"model": model, "target": "ents", **settings})
     train = to_examples(nlp, read_sentences("train", args.train))
     test = to_examples(nlp, read_sentences("test", args.test))
     started = time.time()
