@@ -1,6 +1,5 @@
 """The ``llm_tagger`` factory and its TrainablePipe."""
 
-import random
 from itertools import islice
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple, Union, cast
@@ -29,7 +28,6 @@ from .calibration import (
     fit_temperature,
     outcomes,
 )
-from .joining import join_neighbours
 from .targets import (
     DEFAULT_TARGET,
     FIXED_TARGET_SCORES,
@@ -55,7 +53,6 @@ DEFAULT_MODEL = default_model_config("spacy-llm-tagger.DecoderTagger.v1")
         "threshold": 0.0,
         "scores_key": "scored_ents",
         "warmup_steps": 30,
-        "join_rate": 0.0,
     },
     # the default target's scores (as spancat names those of its default key); the scores of
     # the configured target replace them in [training.score_weights] at initialize
@@ -71,7 +68,6 @@ def make_llm_tagger(
     threshold: float,
     scores_key: str,
     warmup_steps: int,
-    join_rate: float,
 ) -> "LLMTagger":
     """A decoder LLM (LoRA-tuned, chosen layers unmasked) as a sequence labeler.
 
@@ -87,9 +83,6 @@ def make_llm_tagger(
     warmup_steps: the first N updates get a linearly growing share of the optimizer's
         learning rate (1/N, 2/N, ...), whatever optimizer drives them; 0 = none (e.g. when
         the training config's learn_rate schedule warms up itself).
-    join_rate: in training, the share of examples joined with the next of their batch into
-        one input, so the tagger learns inputs with an unpunctuated sentence boundary (what
-        documents without sentence boundaries give it); 0 = never.
     """
     return LLMTagger(
         nlp.vocab,
@@ -101,7 +94,6 @@ def make_llm_tagger(
         threshold=threshold,
         scores_key=scores_key,
         warmup_steps=warmup_steps,
-        join_rate=join_rate,
     )
 
 
@@ -127,12 +119,9 @@ class LLMTagger(TrainablePipe):
         threshold: float = 0.0,
         scores_key: str = "scored_ents",
         warmup_steps: int = 30,
-        join_rate: float = 0.0,
     ) -> None:
         if warmup_steps < 0:
             raise ConfigError(f"warmup_steps must be 0 (no warm-up) or more, not {warmup_steps}.")
-        if not 0.0 <= join_rate <= 1.0:
-            raise ConfigError(f"join_rate must be a share in [0, 1], not {join_rate}.")
         if not 0.0 <= threshold <= 1.0:
             raise ConfigError(f"threshold must be a probability in [0, 1], not {threshold}.")
         if threshold > 0 and not confidences:
@@ -144,7 +133,6 @@ class LLMTagger(TrainablePipe):
         self.confidences = confidences
         self.score_settings = ScoreSettings(threshold, scores_key)
         self.warmup_steps = warmup_steps
-        self.join_rate = join_rate
         # updates applied since this object was made (not saved: retraining warms up again,
         # as it starts with a fresh optimizer)
         self.updates_done = 0
@@ -316,8 +304,6 @@ class LLMTagger(TrainablePipe):
         validate_examples(examples, "LLMTagger.update")
         if not any(len(eg.predicted) for eg in examples):
             return losses
-        # Python's generator, which spaCy's fix_random_seed seeds (and resumable training restores)
-        examples = join_neighbours(examples, self.join_rate, random.random)
         set_dropout_rate(self.model, drop)
         scores, backprop = self.model.begin_update([eg.predicted for eg in examples])
         loss, d_scores = self.get_loss(examples, scores)
