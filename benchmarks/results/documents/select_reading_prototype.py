@@ -1,7 +1,9 @@
 """Prototype (not part of the package), issue #31: two readings of bare dev documents - the
 punctuation rules alone (A) and rules plus learned cuts (B, learned_boundaries_prototype.py in mode
 argmax2, p > 0.99) - combined inside rule sentences longer than segment_length, by keeping the more
-confident reading per sentence ("select") or averaging the two ("average"). Not yet run to the end.
+confident reading per sentence ("select") or averaging the two ("average"). Run 2026-12-01 on
+the seed-0 default model (dev, 216 documents): A 79.71, B 79.51, select 79.76, average 79.93
+(per sentence 80.53).
 
     python results/documents/select_reading_prototype.py MODEL   (from benchmarks/)
 """
