@@ -178,6 +178,23 @@ def as_python_random_state(state: Any) -> Any:
     return (version, tuple(internal), gauss)
 
 
+def partial_folder(folder: Path) -> Path:
+    """Where a checkpoint is written before it replaces the one in ``folder``."""
+    return folder.with_name(folder.name + ".partial")
+
+
+def replaced_folder(folder: Path) -> Path:
+    """Where the old checkpoint waits while the new one takes its place (read if a kill left it)."""
+    return folder.with_name(folder.name + ".old")
+
+
+def remove_checkpoint(folder: Path) -> None:
+    """Delete the checkpoint in ``folder`` and any half-written or replaced one beside it."""
+    for path in (folder, replaced_folder(folder), partial_folder(folder)):
+        if path.exists():
+            shutil.rmtree(path)
+
+
 def save_checkpoint(
     folder: Path,
     nlp: Language,
@@ -187,7 +204,7 @@ def save_checkpoint(
     shuffle_states: List[Any],
 ) -> None:
     """Write the checkpoint to ``folder``, replacing the old one only once the new one is whole."""
-    partial = folder.with_name(folder.name + ".partial")
+    partial = partial_folder(folder)
     if partial.exists():
         shutil.rmtree(partial)
     partial.mkdir(parents=True)
@@ -203,7 +220,7 @@ def save_checkpoint(
     }
     (partial / STATE_FILE).write_bytes(srsly.msgpack_dumps(state))
     srsly.write_json(partial / PROGRESS_FILE, plain(asdict(progress)))  # written last: marks it whole
-    replaced = folder.with_name(folder.name + ".old")
+    replaced = replaced_folder(folder)
     if folder.exists():
         folder.rename(replaced)
     partial.rename(folder)
@@ -213,7 +230,7 @@ def save_checkpoint(
 
 def read_checkpoint(folder: Path, config_text: str) -> Optional[Checkpoint]:
     """The checkpoint in ``folder`` (or the one a kill left beside it), None if there is none."""
-    for candidate in (folder, folder.with_name(folder.name + ".old")):
+    for candidate in (folder, replaced_folder(folder)):
         if (candidate / PROGRESS_FILE).exists():
             break
     else:

@@ -35,6 +35,7 @@ from .checkpoints import (
     finish_checkpoint,
     plain,
     read_checkpoint,
+    remove_checkpoint,
     restore_checkpoint,
     restore_random_states,
     save_checkpoint,
@@ -73,12 +74,13 @@ def training_batches(
     epoch = resume.progress.epoch if resume else 0
     skip = resume.progress.batches_in_epoch if resume else 0
     if resume is not None:
-        position.shuffle_states = resume.shuffle_states[:epoch]
+        saved_states = resume.shuffle_states
+        position.shuffle_states = saved_states[:epoch]
         if max_epochs >= 0:
             for state in position.shuffle_states:  # the in-place shuffles of the epochs before
                 random.setstate(state)
                 random.shuffle(examples)
-        random.setstate(resume.shuffle_states[epoch])
+        random.setstate(saved_states[epoch])
     while max_epochs < 1 or epoch != max_epochs:
         position.epoch, position.batches_in_epoch = epoch, 0
         position.shuffle_states.append(random.getstate())
@@ -146,13 +148,7 @@ def train_resumable(
     config_text = config.to_str()
     folder = output / CHECKPOINT_FOLDER
     if restart:
-        for stale in (
-            folder,
-            folder.with_name(folder.name + ".old"),
-            folder.with_name(folder.name + ".partial"),
-        ):
-            if stale.exists():
-                shutil.rmtree(stale)
+        remove_checkpoint(folder)
     try:
         checkpoint = read_checkpoint(folder, config_text)
     except CheckpointError:

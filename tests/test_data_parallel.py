@@ -22,7 +22,7 @@ from spacy_llm_tagger.distributed import (
 from spacy_llm_tagger.distributed.training import train
 from spacy_llm_tagger.errors import ConfigError, DistributedError
 
-from .test_training import CONFIG, write_docbin
+from .test_training import CONFIG, tiny_training, trained_weights
 
 HAS_RAY = importlib.util.find_spec("ray") is not None
 
@@ -98,35 +98,24 @@ def test_clear_errors_before_any_worker_starts(tmp_path):
         train(CONFIG, tmp_path / "out", {}, workers=0)
 
 
-def adapters(path):
-    nlp = spacy.load(path)
-    module = nlp.get_pipe("llm_tagger").model.loaded.module
-    return {name: p.detach().clone() for name, p in module.named_parameters() if p.requires_grad}
-
-
 @pytest.mark.skipif(not HAS_RAY, reason="needs the [ray] extra")
 def test_two_ray_train_workers_take_the_steps_of_one(tiny_model_dir, tmp_path):
-    nlp = spacy.blank("en")
-    write_docbin(tmp_path / "train.spacy", nlp, copies=4)
-    write_docbin(tmp_path / "dev.spacy", nlp, copies=1)
-    overrides = {
-        "paths.train": str(tmp_path / "train.spacy"),
-        "paths.dev": str(tmp_path / "dev.spacy"),
-        "paths.train_max_words": 0,
-        "components.llm_tagger.model.name": str(tiny_model_dir),
-        "components.llm_tagger.model.head_dropout": 0.0,
-        "training.dropout": 0.0,
-        "training.max_steps": 6,
-        "training.max_epochs": 0,
-        "training.eval_frequency": 3,
-        "training.batcher.size": 30,
-        "training.optimizer.learn_rate": 0.01,
-        "training.logger.progress_bar": None,
-        "training.logger.output_file": None,
-    }
+    overrides = tiny_training(
+        tmp_path,
+        tiny_model_dir,
+        **{
+            "components.llm_tagger.model.head_dropout": 0.0,
+            "training.dropout": 0.0,
+            "training.max_steps": 6,
+            "training.eval_frequency": 3,
+        },
+    )
     train(CONFIG, tmp_path / "one", overrides, workers=1)
     train(CONFIG, tmp_path / "two", overrides, workers=2)
-    one, two = adapters(tmp_path / "one" / "model-last"), adapters(tmp_path / "two" / "model-last")
+    one, two = (
+        trained_weights(tmp_path / "one" / "model-last"),
+        trained_weights(tmp_path / "two" / "model-last"),
+    )
     assert one.keys() == two.keys() and any("lora_B" in name for name in one)
     largest = max(float(p.abs().max()) for name, p in one.items() if "lora_B" in name)
     assert largest > 0.01  # the steps moved the adapters (lora_B starts at zero)

@@ -3,7 +3,6 @@
 import json
 
 import pytest
-import spacy
 import srsly
 import torch
 from spacy.cli.train import train as spacy_train
@@ -14,7 +13,7 @@ from spacy_llm_tagger.cli import app
 from spacy_llm_tagger.errors import CheckpointError
 from spacy_llm_tagger.resumable_training import train_resumable
 
-from .test_training import CONFIG, write_docbin
+from .test_training import CONFIG, tiny_training, trained_weights
 
 
 class Killed(Exception):
@@ -23,27 +22,8 @@ class Killed(Exception):
 
 @pytest.fixture
 def overrides(tiny_model_dir, tmp_path):
-    nlp = spacy.blank("en")
-    write_docbin(tmp_path / "train.spacy", nlp, copies=4)
-    write_docbin(tmp_path / "dev.spacy", nlp, copies=1)
-    return {
-        "paths.train": str(tmp_path / "train.spacy"),
-        "paths.dev": str(tmp_path / "dev.spacy"),
-        "paths.train_max_words": 0,
-        "components.llm_tagger.model.name": str(tiny_model_dir),
-        "training.max_steps": 12,
-        "training.max_epochs": 0,
-        "training.eval_frequency": 4,
-        "training.batcher.size": 30,  # several batches per epoch: a resume starts inside one
-        "training.optimizer.learn_rate": 0.01,
-        "training.logger.progress_bar": None,
-        "training.logger.output_file": None,
-    }
-
-
-def trained_weights(path):
-    module = spacy.load(path).get_pipe("llm_tagger").model.loaded.module
-    return {name: p.detach().clone() for name, p in module.named_parameters() if p.requires_grad}
+    # several batches per epoch (batcher size 30): a resume starts inside one
+    return tiny_training(tmp_path, tiny_model_dir, **{"training.max_steps": 12, "training.eval_frequency": 4})
 
 
 def count_updates(monkeypatch, kill_at=None):

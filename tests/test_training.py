@@ -21,6 +21,33 @@ def write_docbin(path, nlp, copies=3):
     DocBin(docs=docs).to_disk(path)
 
 
+def tiny_training(tmp_path, model_dir, **settings):
+    """Overrides of the project config for a few steps on a tiny decoder: training and dev
+    corpora written to ``tmp_path``, several batches per epoch, no log file; ``settings`` (dotted
+    config keys, given as keyword arguments of a dict) added or replacing."""
+    nlp = spacy.blank("en")
+    write_docbin(tmp_path / "train.spacy", nlp, copies=4)
+    write_docbin(tmp_path / "dev.spacy", nlp, copies=1)
+    return {
+        "paths.train": str(tmp_path / "train.spacy"),
+        "paths.dev": str(tmp_path / "dev.spacy"),
+        "paths.train_max_words": 0,
+        "components.llm_tagger.model.name": str(model_dir),
+        "training.max_epochs": 0,
+        "training.batcher.size": 30,
+        "training.optimizer.learn_rate": 0.01,
+        "training.logger.progress_bar": None,
+        "training.logger.output_file": None,
+        **settings,
+    }
+
+
+def trained_weights(path):
+    """The trainable weights (adapters and head) of the llm_tagger saved at ``path``."""
+    module = spacy.load(path).get_pipe("llm_tagger").model.loaded.module
+    return {name: p.detach().clone() for name, p in module.named_parameters() if p.requires_grad}
+
+
 def test_spacy_train_with_the_project_config(tiny_model_dir, tmp_path, capsys):
     nlp = spacy.blank("en")
     write_docbin(tmp_path / "train.spacy", nlp)

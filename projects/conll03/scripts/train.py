@@ -13,8 +13,9 @@ packages (the MiniLM encoder of spacy-transformers), except in this package's ar
 which resolve them on their own and keep them portable in the saved pipeline.
 
 Training is resumable: stopped (killed, out of time), the same command goes on from
-OUTPUT/checkpoint, written at every dev evaluation (and every --checkpoint-steps); a finished run, or one of other settings,
-trains again from the start. For a seed, the steps are those `spacy train` takes.
+OUTPUT/checkpoint, written at every dev evaluation (and every --checkpoint-steps); a finished
+run, or one of other settings, trains again from the start. For a seed, the steps are those
+`spacy train` takes.
 
 Writes OUTPUT/training_log.jsonl (one line per dev evaluation, from spaCy's ConsoleLogger.v3),
 OUTPUT/training_summary.json (seconds, the step of the last evaluation, epochs completed, the best
