@@ -202,8 +202,8 @@ def train(
     reads the whole training corpus (so its path must exist on every node) and trains on its
     share of each batch; gradients are averaged before every step.
     """
-    from .distributed.spacy_adapter import parse_overrides
     from .distributed.training import train as run_train
+    from .spacy_adapter import parse_overrides
 
     with exit_on_error():
         overrides = parse_overrides(ctx.args)

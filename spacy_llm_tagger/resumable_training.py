@@ -40,8 +40,8 @@ from .checkpoints import (
     restore_random_states,
     save_checkpoint,
 )
-from .distributed.spacy_adapter import loop_helpers
 from .errors import CheckpointError, ConfigError
+from .spacy_adapter import loop_helpers
 
 CHECKPOINT_FOLDER = "checkpoint"
 

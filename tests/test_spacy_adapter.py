@@ -7,7 +7,7 @@ import thinc
 from spacy.tokens import DocBin
 from thinc.api import Adam, Optimizer
 
-from spacy_llm_tagger.distributed import spacy_adapter
+from spacy_llm_tagger import spacy_adapter
 from spacy_llm_tagger.distributed.data_parallel import DataParallelOptimizer
 from spacy_llm_tagger.errors import DistributedError
 

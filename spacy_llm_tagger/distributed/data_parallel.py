@@ -15,7 +15,7 @@ the workers one training run:
 
 :func:`.training.train_worker` connects the two: it runs spaCy's loop with
 :func:`pass_step_shares` and :func:`rank_zero_evaluation` hooked in (see
-:mod:`.spacy_adapter`). Outside a ``torch.distributed`` process group both wrappers do nothing,
+:mod:`..spacy_adapter`). Outside a ``torch.distributed`` process group both wrappers do nothing,
 so a config trained data-parallel stays trainable with ``spacy train``.
 """
 
@@ -31,7 +31,7 @@ from thinc.api import Config, Optimizer
 from thinc.util import torch2xp, xp2torch
 
 from ..errors import DistributedError
-from .spacy_adapter import Evaluate, Steps, optimizer_as, torch_modules
+from ..spacy_adapter import Evaluate, Steps, optimizer_as, torch_modules
 
 BATCHER = "spacy-llm-tagger.DataParallelBatcher.v1"
 OPTIMIZER = "spacy-llm-tagger.DataParallelOptimizer.v1"

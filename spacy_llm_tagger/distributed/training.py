@@ -83,8 +83,8 @@ def train(
             checkpoint_steps=checkpoint_steps,
         )
         return
+    from ..spacy_adapter import check_spacy_internals
     from .data_parallel import data_parallel_config
-    from .spacy_adapter import check_spacy_internals
 
     check_spacy_internals()  # before any worker starts
     settings = TrainSettings(
@@ -158,8 +158,8 @@ def train_worker(settings_dict: Dict[str, Any]) -> None:
 
     import spacy_llm_tagger  # noqa: F401  (registers the pieces in the worker process)
 
+    from ..spacy_adapter import hooks_in_spacy_training
     from .data_parallel import broadcast_parameters, pass_step_shares, rank_zero_evaluation
-    from .spacy_adapter import hooks_in_spacy_training
 
     settings = TrainSettings(**settings_dict)
     if settings.working_dir and os.path.isdir(settings.working_dir):

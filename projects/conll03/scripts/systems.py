@@ -143,7 +143,7 @@ def fingerprint(text: str) -> str:
 def parse_train_command(command: str) -> Tuple[str, Dict[str, Any], int]:
     """(config, overrides, gpu id) of an old-style command line `python scripts/train.py CONFIG
     OUTPUT --section.key value ... --gpu-id N`, as the project ran them before systems/."""
-    from spacy_llm_tagger.distributed.spacy_adapter import parse_overrides
+    from spacy_llm_tagger.spacy_adapter import parse_overrides
 
     args = shlex.split(command)
     at = next(i for i, arg in enumerate(args) if arg.endswith("train.py"))

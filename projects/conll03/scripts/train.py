@@ -37,10 +37,10 @@ from typing import Any, Dict, List, Optional, Tuple
 import srsly
 
 import spacy_llm_tagger  # noqa: F401  (registers the llm_tagger pieces)
-from spacy_llm_tagger.distributed.spacy_adapter import parse_overrides
 from spacy_llm_tagger.errors import ModelNotFoundError
 from spacy_llm_tagger.models.loading import PACKAGE_PREFIX, package_path
 from spacy_llm_tagger.resumable_training import train_resumable
+from spacy_llm_tagger.spacy_adapter import parse_overrides
 
 sys.path.insert(0, str(Path(__file__).parent))
 from systems import PROJECT, config_text, system_overrides, training_config  # noqa: E402

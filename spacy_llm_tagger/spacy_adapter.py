@@ -34,7 +34,7 @@ import torch
 from spacy.training import Example
 from thinc.api import Model, Optimizer
 
-from ..errors import DistributedError
+from .errors import DistributedError
 
 Steps = Iterator[Tuple[int, List[Example]]]  # (epoch, batch), as spaCy's loop draws them
 Evaluate = Callable[[], Tuple[float, Dict[str, Any]]]  # (weighted score, all scores)
@@ -71,7 +71,7 @@ def versions() -> str:
 
 def changed(what: str) -> DistributedError:
     return DistributedError(
-        f"{versions()} changed {what}, which spacy_llm_tagger/distributed/spacy_adapter.py "
+        f"{versions()} changed {what}, which spacy_llm_tagger/spacy_adapter.py "
         f"relies on. Install a spaCy / thinc version this release was tested with (spaCy "
         f"3.7 - 3.8, thinc 8.2 - 8.3), or update the adapter."
     )
