@@ -15,7 +15,7 @@ the workers one training run:
 
 :func:`.training.train_worker` connects the two: it runs spaCy's loop with
 :func:`pass_step_shares` and :func:`rank_zero_evaluation` hooked in (see
-:mod:`..spacy_adapter`). Outside a ``torch.distributed`` process group both wrappers do nothing,
+:mod:`spacy_llm_tagger.spacy_adapter`). Outside a ``torch.distributed`` process group both wrappers do nothing,
 so a config trained data-parallel stays trainable with ``spacy train``.
 """
 
