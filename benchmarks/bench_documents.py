@@ -2,8 +2,10 @@
 
 Scores the same documents one Doc per sentence and one Doc per document, read several ways
 (see docs/whole-documents.md): bare tokens (no sentence boundaries, no line breaks, as the
-hardest case of ``nlp(article)``) or with the gold sentence boundaries set, at the learned
-window or about one sentence per window (``inference_window = 8``). Results to JSON:
+hardest case of ``nlp(article)``), as wire text (bare tokens with a line break after every
+sentence that ends without sentence-final punctuation - a dateline, a headline, a table row -
+as the original Reuters text separates them), or with the gold sentence boundaries set, at the
+learned window or about one sentence per window (``inference_window = 8``). Results to JSON:
 
     python benchmarks/bench_documents.py MODEL --split valid --documents 60 --out dev60.json
 """
@@ -20,13 +22,15 @@ from spacy.training import Example
 
 Sentence = List[Tuple[str, str]]  # (word, IOB2 tag)
 
-# name: (inference_window, gold sentence boundaries set)
-VARIANTS: Dict[str, Tuple[int, bool]] = {
-    "bare_learned": (0, False),
-    "bare_w8": (8, False),
-    "gold_sents_learned": (0, True),
-    "gold_sents_w8": (8, True),
+# name: (inference_window, gold sentence boundaries set, line breaks after unpunctuated sentences)
+VARIANTS: Dict[str, Tuple[int, bool, bool]] = {
+    "bare_learned": (0, False, False),
+    "bare_w8": (8, False, False),
+    "wire_learned": (0, False, True),
+    "gold_sents_learned": (0, True, False),
+    "gold_sents_w8": (8, True, False),
 }
+SENTENCE_FINAL = (".", "!", "?")
 
 
 def read_documents(split: str) -> List[List[Sentence]]:
@@ -53,12 +57,23 @@ def read_documents(split: str) -> List[List[Sentence]]:
     return documents
 
 
-def example(nlp: spacy.Language, sentences: List[Sentence], gold_sentences: bool) -> Example:
+def example(
+    nlp: spacy.Language, sentences: List[Sentence], gold_sentences: bool, line_breaks: bool = False
+) -> Example:
+    """One Doc of ``sentences``; with ``line_breaks``, a line-break token (tagged O) follows
+    each sentence but the last that does not end with sentence-final punctuation."""
+    if line_breaks:
+        sentences = [
+            sentence + [("\n", "O")] if k < len(sentences) - 1 and sentence[-1][0] not in SENTENCE_FINAL else sentence
+            for k, sentence in enumerate(sentences)
+        ]
     words = [word for sentence in sentences for word, _ in sentence]
     tags = [tag for sentence in sentences for _, tag in sentence]
     starts = [i == 0 for sentence in sentences for i in range(len(sentence))]
-    reference = Doc(nlp.vocab, words=words, ents=tags, sent_starts=starts)
-    predicted = Doc(nlp.vocab, words=words, sent_starts=starts if gold_sentences else None)
+    # no space before a line break, none after it
+    spaces = [word != "\n" and (i + 1 == len(words) or words[i + 1] != "\n") for i, word in enumerate(words)]
+    reference = Doc(nlp.vocab, words=words, spaces=spaces, ents=tags, sent_starts=starts)
+    predicted = Doc(nlp.vocab, words=words, spaces=spaces, sent_starts=starts if gold_sentences else None)
     return Example(predicted, reference)
 
 
@@ -76,7 +91,7 @@ def measure(model: str, split: str, documents: int = 60, offset: int = 0, varian
         "words": sum(len(s) for d in chosen for s in d),
     }
     for name in variants.split(","):
-        window, gold_sentences = VARIANTS[name]
+        window, gold_sentences, line_breaks = VARIANTS[name]
         config = {"components.llm_tagger.model.inference_window": window} if window else {}
         nlp = spacy.load(model, config=config)
         if "per_sentence" not in record:
@@ -85,7 +100,7 @@ def measure(model: str, split: str, documents: int = 60, offset: int = 0, varian
             tagger = nlp.get_pipe("llm_tagger").model
             record["segment_length"], record["sentence_length"] = tagger.segment_length, tagger.sentence_length
             record["segment_sentences"] = getattr(tagger, "segment_sentences", None)
-        whole = [example(nlp, d, gold_sentences) for d in chosen]
+        whole = [example(nlp, d, gold_sentences, line_breaks) for d in chosen]
         record[name] = round(100 * nlp.evaluate(whole)["ents_f"], 2)
         print(f"{name}: {record[name]} (per sentence {record['per_sentence']}), {time.time() - started:.0f} s",
               file=sys.stderr, flush=True)
