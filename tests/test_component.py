@@ -127,6 +127,49 @@ def test_batched_viterbi_equals_one_doc_at_a_time():
             np.testing.assert_array_equal(path, viterbi_bio(seq, start, allowed))
 
 
+def test_whitespace_tokens_are_decoded_around():
+    """As spaCy's ner: no entity starts or ends on a whitespace token; one inside an entity
+    (a name wrapped over a line break) stays inside it."""
+    from spacy_llm_tagger.pipeline.decoding import tags_around_spaces, whitespace_tokens
+
+    doc = spacy.blank("en")("Peter\nBlackburn \n\n lives")
+    spaces = whitespace_tokens(doc)
+    assert [t.text for t in doc] == ["Peter", "\n", "Blackburn", "\n\n ", "lives"]
+    assert spaces.tolist() == [False, True, False, True, False]
+    # tags of the non-space tokens (O = 0, B-A = 1, I-A = 2, B-B = 3, I-B = 4)
+    assert tags_around_spaces(np.array([1, 2, 0]), spaces).tolist() == [1, 2, 2, 0, 0]
+    assert tags_around_spaces(np.array([1, 1, 0]), spaces).tolist() == [1, 0, 1, 0, 0]
+    assert tags_around_spaces(np.array([3, 4, 4]), spaces).tolist() == [3, 4, 4, 4, 4]
+    assert tags_around_spaces(np.array([0, 1, 2]), spaces).tolist() == [0, 0, 1, 2, 2]
+    assert tags_around_spaces(np.zeros(0, dtype=np.int64), np.ones(2, dtype=bool)).tolist() == [0, 0]
+
+
+def test_no_entity_starts_or_ends_on_a_line_break(tiny_model_dir):
+    """Whatever the head scores the whitespace tokens, entities and their confidences skip
+    them; the spans and their probabilities are those of the text without them."""
+    nlp = make_nlp(tiny_model_dir)
+    pipe = nlp.get_pipe("llm_tagger")
+    pipe.add_label("PER")
+    nlp.initialize()
+    doc = nlp.make_doc("Peter\nBlackburn lives \n in\n\nBrussels")
+    spaces = np.array([t.is_space for t in doc])
+    # the head "says" B-PER everywhere, I-PER on Blackburn
+    scores = np.tile(np.array([0.0, 5.0, -5.0], dtype=np.float32), (len(doc), 1))
+    scores[2] = [0.0, -5.0, 5.0]
+    ((tags, confidences),) = pipe.decode_scores([scores], spaces=[spaces])
+    pipe.set_annotations([doc], [(tags, confidences)])
+    assert [(e.text, e.label_) for e in doc.ents] == [
+        ("Peter\nBlackburn", "PER"),
+        ("lives", "PER"),
+        ("in", "PER"),
+        ("Brussels", "PER"),
+    ]
+    assert not any(doc[e.start].is_space or doc[e.end - 1].is_space for e in doc.ents)
+    ((plain_tags, plain_confidences),) = pipe.decode_scores([scores[~spaces]])
+    np.testing.assert_allclose(confidences, plain_confidences)
+    assert tags[~spaces].tolist() == plain_tags.tolist()
+
+
 @pytest.mark.parametrize("target,attr", [("tag", "tag_"), ("pos", "pos_")])
 def test_token_targets(tiny_model_dir, target, attr):
     nlp = make_nlp(tiny_model_dir, target=target, head_dropout=0.0, lora_dropout=0.0)

@@ -213,7 +213,7 @@ def synthetic_overconfident(pipe, n_docs=300, n_tokens=8, flip=0.3, seed=0):
     """Single-token entities; the scores say ~99% sure, but 30% of the labels are wrong."""
     rng = np.random.default_rng(seed)
     n_labels = len(pipe.labels)
-    held_out = HeldOut([], [])
+    held_out = HeldOut([], [], [])
     for _ in range(n_docs):
         tags = np.zeros(n_tokens, dtype=np.int64)
         gold = set()
@@ -227,6 +227,7 @@ def synthetic_overconfident(pipe, n_docs=300, n_tokens=8, flip=0.3, seed=0):
         scores[np.arange(n_tokens), tags] += 6.0
         held_out.scores.append(scores)
         held_out.gold.append(gold)
+        held_out.spaces.append(np.zeros(n_tokens, dtype=bool))
     return held_out
 
 

@@ -106,6 +106,11 @@ def test_sentence_starts_from_sents_or_punctuation_and_line_breaks():
     assert starts[:3] == [0, 3, 7] and [t.text for t in doc][starts[-1]] == "thanks"
     with_sents = Doc(nlp.vocab, words=["a", "b", "c", "d"], sent_starts=[True, False, True, False])
     assert sentence_starts(with_sents).tolist() == [0, 2]
+    # whitespace goes with the sentence before it (or, at the start, the one after it)
+    spaced = nlp("\n\nHello there .  \n\nHow are you")
+    assert [t.text for t in spaced][:5] == ["\n\n", "Hello", "there", ".", " \n\n"]
+    assert sentence_starts(spaced).tolist() == [0, 5]
+    assert sentence_starts(nlp("\n")).tolist() == [0]
 
 
 def test_pack_sentences_fills_windows_with_whole_sentences():
@@ -146,6 +151,46 @@ def test_segmented_windows_read_every_token_from_its_own_sentences():
     # a doc that fits is not cut
     short = aligner([document(nlp.vocab, SENTENCES[:1])], segment_length=40)[0]
     assert len(short.windows) == 1
+
+
+@pytest.mark.parametrize("final_space", [True, False])
+def test_a_line_break_ends_a_segment_but_is_not_read(final_space):
+    """Issue #31: wire text breaks lines after datelines and table rows. A segment ends at its
+    line break, and the model reads the text before it as the sentence alone (with a final
+    space where the doc has one), not a line break it never saw in training."""
+    tokenizer = train_tokenizer()
+    prefix, suffix = special_token_frame(tokenizer)
+    aligner = SubwordAligner(tokenizer, prefix, suffix, max_length=2048, window_overlap=8)
+    lines = [
+        ["LONDON", "1996-08-30"],
+        SENTENCES[0] + SENTENCES[1],
+        ["Leicestershire", "22"],
+        ["Somerset", "11"],
+    ]
+    words, spaces = [], []
+    for k, line in enumerate(lines):
+        words += line + ["\n"] * (k < len(lines) - 1)
+        spaces += [True] * (len(line) - 1) + [False] + [False] * (k < len(lines) - 1)
+    spaces[-1] = final_space
+    doc = Doc(spacy.blank("en").vocab, words=words, spaces=spaces)
+    assert sentence_starts(doc).tolist() == [0, 3, 9, 19, 22]  # the line break after "." ends that sentence
+    read = aligner([doc], segment_length=12)[0]
+    tail = " " if final_space else ""
+    expected = [
+        "LONDON 1996-08-30",
+        "Peter Blackburn lives in Brussels .",
+        "EU rejects German call to boycott British lamb .",
+        "Leicestershire 22",
+        "Somerset 11",
+    ]
+    for window, text in zip(read.windows, expected):
+        alone = tokenizer(text + tail, add_special_tokens=False)["input_ids"]
+        assert window[len(prefix) : len(window) - len(suffix)].tolist() == alone
+    assert len(read.windows) == len(expected)
+    # every token, line breaks included, is read from the window of its own line
+    line_breaks = [i for i, word in enumerate(words) if word == "\n"]
+    assert read.token_window[line_breaks].tolist() == [0, 2, 3]
+    assert (read.token_end > read.token_start).all()
 
 
 @pytest.mark.parametrize("final_space", [True, False])

@@ -181,22 +181,31 @@ class SubwordAligner:
         """Windows of whole sentences packed up to ``size`` subwords and ``max_sentences``
         sentences, a longer sentence in windows of ``long_size`` (see module docstring).
 
-        Each segment is tokenized on its own, from its first token's first character, as a
-        doc of those sentences alone would be: ending with its last token's whitespace when
-        the doc itself ends with whitespace (docs built from word lists do, and a model
-        trained on them reads a missing final space as a different text), else without.
+        Each segment is tokenized on its own, as a doc of those sentences alone would be:
+        from its first to its last token that is not whitespace (a line break that ends a
+        dateline or a table row is where the cut is, not part of the text the model reads),
+        and ending with that token's whitespace - a space if it was a line break - when the
+        doc itself ends with whitespace (docs built from word lists do, and a model trained on
+        them reads a missing final space as a different text).
         """
         starts = sentence_starts(doc)
         ranges = pack_sentences(first, end, starts, n_sub, size, max_sentences)
         if len(starts) == 1:  # one sentence: read whole
             long_size = self.content_length
-        char_start = [int(spans[begin, 0]) for begin, _ in ranges]
         keep_space = bool(doc[-1].whitespace_)
-        char_end = [
-            int(spans[stop - 1, 0] + spans[stop - 1, 1]) + keep_space * len(doc[stop - 1].whitespace_)
-            for _, stop in ranges
-        ]
-        texts = [doc_text[a:b] for a, b in zip(char_start, char_end)]
+        is_space = doc.to_array(IS_SPACE).reshape(-1).astype(bool)
+        char_start, char_end, tails = [], [], []
+        for begin, stop in ranges:
+            head, last = begin, stop - 1
+            while head < last and is_space[head]:
+                head += 1
+            while last > head and is_space[last]:
+                last -= 1
+            char_start.append(int(spans[head, 0]))
+            char_end.append(int(spans[last, 0] + spans[last, 1]))
+            tail = doc[last].whitespace_ if last == stop - 1 else " "
+            tails.append(tail if keep_space else "")
+        texts = [doc_text[a:b] + tail for a, b, tail in zip(char_start, char_end, tails)]
         encoded = self.tokenizer(
             texts, add_special_tokens=False, return_offsets_mapping=True, return_attention_mask=False
         )
@@ -262,13 +271,21 @@ def window_sentence_counts(doc: Doc, windows: DocWindows) -> List[int]:
 
 def sentence_starts(doc: Doc) -> np.ndarray:
     """Token indices where sentences start: ``doc.sents`` if set, else after sentence-final
-    punctuation (``SENTENCE_FINAL``) and at line breaks."""
+    punctuation (``SENTENCE_FINAL``) and the whitespace that follows it, and after line breaks."""
     attrs = doc.to_array([ORTH, IS_SPACE, SENT_START]).reshape(-1, 3).astype(np.int64)
     if (attrs[1:, 2] != 0).any():  # the doc has sentence boundaries (as doc.has_annotation)
         return np.concatenate([[0], np.flatnonzero(attrs[1:, 2] == 1) + 1]).astype(np.int64)
     ends = np.isin(attrs[:, 0].astype(np.uint64), _SENTENCE_FINAL_IDS)
-    for i in np.flatnonzero(attrs[:, 1]):
+    is_space = attrs[:, 1].astype(bool)
+    for i in np.flatnonzero(is_space):
         ends[i] = "\n" in doc[int(i)].text
+    # whitespace before the first sentence belongs to it; whitespace after a sentence's end
+    # belongs to that sentence: the next one starts after it
+    ends[: int(np.argmin(is_space)) if not is_space.all() else len(ends)] = False
+    for i in np.flatnonzero(ends[:-1] & is_space[1:]).tolist():
+        while i + 1 < len(ends) and is_space[i + 1]:
+            ends[i], ends[i + 1] = False, True
+            i += 1
     return np.concatenate([[0], np.flatnonzero(ends[:-1]) + 1]).astype(np.int64)
 
 

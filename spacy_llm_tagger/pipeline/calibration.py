@@ -15,6 +15,7 @@ import numpy as np
 from spacy.training import Example
 
 from ..errors import DataError
+from .decoding import whitespace_tokens
 
 if TYPE_CHECKING:
     from .llm_tagger import LLMTagger
@@ -29,6 +30,7 @@ class HeldOut:
 
     scores: List[np.ndarray]  # per doc: (n_tokens, n_tags)
     gold: List[Set[Tuple[int, int, int]]]  # per doc: (start, end, label) spans or (i, i + 1, tag)
+    spaces: List[np.ndarray]  # per doc: which tokens are whitespace (decoding.whitespace_tokens)
 
 
 @dataclass(frozen=True)
@@ -53,20 +55,21 @@ def collect(pipe: "LLMTagger", examples: Iterable[Example], batch_size: int = 32
     if not examples:
         raise DataError("No held-out examples to calibrate on: give at least one Example.")
     label_index = {label: i for i, label in enumerate(pipe.labels)}
-    held_out = HeldOut([], [])
+    held_out = HeldOut([], [], [])
     for at in tqdm(range(0, len(examples), batch_size), desc="scoring", unit="batch", leave=False):
         batch = examples[at : at + batch_size]
         scores = pipe.model.predict([eg.predicted for eg in batch])
         held_out.scores.extend(pipe.model.ops.to_numpy(s) for s in scores)
         held_out.gold.extend(pipe.target.gold_items(eg, label_index) for eg in batch)
+        held_out.spaces.extend(whitespace_tokens(eg.predicted) for eg in batch)
     return held_out
 
 
 def outcomes(pipe: "LLMTagger", held_out: HeldOut, temperature: float) -> Tuple[np.ndarray, np.ndarray]:
     """Each prediction's probability at ``temperature`` and whether it is right (1.0) or not."""
     target, labels = pipe.target, pipe.labels
-    tags = target.decode_batch(held_out.scores, labels)
-    confidences = target.confidences(held_out.scores, tags, labels, temperature)
+    tags = target.decode_batch(held_out.scores, labels, held_out.spaces)
+    confidences = target.confidences(held_out.scores, tags, labels, temperature, held_out.spaces)
     probs: List[float] = []
     right: List[float] = []
     for doc_tags, doc_confidences, gold in zip(tags, confidences, held_out.gold):

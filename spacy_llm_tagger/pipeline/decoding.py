@@ -3,6 +3,8 @@
 from typing import Iterator, List, Sequence, Tuple
 
 import numpy as np
+from spacy.attrs import IS_SPACE
+from spacy.tokens import Doc
 
 OUTSIDE = "O"
 
@@ -131,6 +133,31 @@ def bio_to_spans(tags: np.ndarray) -> List[Tuple[int, int, int]]:
             end += 1
         spans.append((begin, end, label))
     return spans
+
+
+def whitespace_tokens(doc: Doc) -> np.ndarray:
+    """Which tokens of ``doc`` are whitespace (line breaks, runs of spaces), as booleans."""
+    return doc.to_array(IS_SPACE).reshape(-1).astype(bool)
+
+
+def tags_around_spaces(tags: np.ndarray, is_space: np.ndarray) -> np.ndarray:
+    """The tags of a doc's every token from ``tags``, those of its non-whitespace tokens.
+
+    Whitespace tokens (line breaks, runs of spaces) are decoded around, as spaCy's ``ner``
+    treats them: an entity never starts or ends on one; one inside an entity (a name wrapped
+    over a line break) is inside it, any other is O.
+    """
+    full = np.zeros(len(is_space), dtype=np.int64)
+    kept = np.flatnonzero(~is_space)
+    full[kept] = tags
+    for i in np.flatnonzero(is_space).tolist():
+        before = int(full[i - 1]) if i > 0 else 0
+        after = np.searchsorted(kept, i)
+        following = int(full[kept[after]]) if after < len(kept) else 0
+        # inside: the token before is B-X or I-X, and the next non-space token is I-X
+        if before > 0 and following > 0 and following % 2 == 0 and (before + 1) // 2 == following // 2:
+            full[i] = following
+    return full
 
 
 def log_softmax(scores: np.ndarray) -> np.ndarray:

@@ -28,6 +28,7 @@ from .calibration import (
     fit_temperature,
     outcomes,
 )
+from .decoding import whitespace_tokens
 from .targets import (
     DEFAULT_TARGET,
     FIXED_TARGET_SCORES,
@@ -270,17 +271,21 @@ class LLMTagger(TrainablePipe):
         if not docs:
             return []
         scores = [self.model.ops.to_numpy(s) for s in self.model.predict(docs)]
-        return self.decode_scores(scores)
+        return self.decode_scores(scores, spaces=[whitespace_tokens(doc) for doc in docs])
 
     def decode_scores(
-        self, scores: List[np.ndarray], temperature: Optional[float] = None
+        self,
+        scores: List[np.ndarray],
+        temperature: Optional[float] = None,
+        spaces: Optional[List[np.ndarray]] = None,
     ) -> List[Prediction]:
-        """Tags (and, if ``confidences``, their probabilities) from the head's scores."""
-        tags = self.target.decode_batch(scores, self.labels)
+        """Tags (and, if ``confidences``, their probabilities) from the head's scores;
+        ``spaces``: per doc, which tokens are whitespace (``whitespace_tokens``)."""
+        tags = self.target.decode_batch(scores, self.labels, spaces)
         if not self.confidences:
             return [Prediction(doc_tags, None) for doc_tags in tags]
         temperature = self.temperature if temperature is None else temperature
-        confidences = self.target.confidences(scores, tags, self.labels, temperature)
+        confidences = self.target.confidences(scores, tags, self.labels, temperature, spaces)
         return [Prediction(t, c) for t, c in zip(tags, confidences)]
 
     def set_annotations(self, docs: Iterable[Doc], predictions: List[Prediction]) -> None:

@@ -21,6 +21,7 @@ from .decoding import (
     bio_tag_names,
     bio_to_spans,
     log_softmax,
+    tags_around_spaces,
     viterbi_bio,
     viterbi_bio_batch,
 )
@@ -48,8 +49,14 @@ class Target:
     def decode(self, scores: np.ndarray, labels: Sequence[str]) -> np.ndarray:
         return scores.argmax(axis=-1).astype(np.int64) if len(scores) else np.zeros((0,), "i")
 
-    def decode_batch(self, scores: Sequence[np.ndarray], labels: Sequence[str]) -> List[np.ndarray]:
-        """Decode the scores of many docs (in order)."""
+    def decode_batch(
+        self,
+        scores: Sequence[np.ndarray],
+        labels: Sequence[str],
+        spaces: Optional[Sequence[np.ndarray]] = None,
+    ) -> List[np.ndarray]:
+        """Decode the scores of many docs (in order). ``spaces``: per doc, which tokens are
+        whitespace (span targets decode around them; token targets tag them as any token)."""
         return [self.decode(doc_scores, labels) for doc_scores in scores]
 
     def confidences(
@@ -58,6 +65,7 @@ class Target:
         tags: Sequence[np.ndarray],
         labels: Sequence[str],
         temperature: float,
+        spaces: Optional[Sequence[np.ndarray]] = None,
     ) -> List[np.ndarray]:
         """Per doc: the probability of each predicted token tag (or span, for span targets)."""
         raise NotImplementedError
@@ -170,6 +178,7 @@ class TokenAttrTarget(Target):
         tags: Sequence[np.ndarray],
         labels: Sequence[str],
         temperature: float,
+        spaces: Optional[Sequence[np.ndarray]] = None,
     ) -> List[np.ndarray]:
         out = []
         for doc_scores, doc_tags in zip(scores, tags):
@@ -278,9 +287,19 @@ class SpanTarget(Target):
         start, allowed = bio_constraints(len(labels))
         return viterbi_bio(log_softmax(scores), start, allowed)
 
-    def decode_batch(self, scores: Sequence[np.ndarray], labels: Sequence[str]) -> List[np.ndarray]:
+    def decode_batch(
+        self,
+        scores: Sequence[np.ndarray],
+        labels: Sequence[str],
+        spaces: Optional[Sequence[np.ndarray]] = None,
+    ) -> List[np.ndarray]:
+        """BIO tags under the transition constraints; whitespace tokens (``spaces``) are
+        decoded around (``tags_around_spaces``): no span starts or ends on one."""
         start, allowed = bio_constraints(len(labels))
-        return viterbi_bio_batch([log_softmax(s) for s in scores], start, allowed)
+        if spaces is None:
+            return viterbi_bio_batch([log_softmax(s) for s in scores], start, allowed)
+        kept = viterbi_bio_batch([log_softmax(s[~m]) for s, m in zip(scores, spaces)], start, allowed)
+        return [tags_around_spaces(t, m) for t, m in zip(kept, spaces)]
 
     def confidences(
         self,
@@ -288,8 +307,12 @@ class SpanTarget(Target):
         tags: Sequence[np.ndarray],
         labels: Sequence[str],
         temperature: float,
+        spaces: Optional[Sequence[np.ndarray]] = None,
     ) -> List[np.ndarray]:
         start, allowed = bio_constraints(len(labels))
+        if spaces is not None:  # the spans are the same read with or without the whitespace tokens
+            scores = [s[~m] for s, m in zip(scores, spaces)]
+            tags = [t[~m] for t, m in zip(tags, spaces)]
         log_probs = [tempered_log_probs(s.astype(np.float64), temperature) for s in scores]
         lattices = forward_backward_batch(log_probs, start, allowed)
         return [
