@@ -9,8 +9,10 @@ counts how many gold sentence boundaries it finds beyond the punctuation rules (
 at several thresholds, everywhere and only inside rule "sentences" longer than LONG subwords.
 
     python results/documents/lm_boundaries_prototype.py valid 60 probs.json   (from benchmarks/)
+    PREFIX='...\n...\n' python results/documents/lm_boundaries_prototype.py valid 60 probs.json
 
-The probabilities (JSON: one list per document) feed lm_boundaries_eval.py.
+It prints the counts (JSON) and writes them to the output with the probabilities (one list per
+document). PREFIX is text read before each document (a few lines of wire text as a prompt).
 """
 
 import json
