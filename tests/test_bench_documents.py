@@ -39,3 +39,25 @@ def test_bare_tokens_keep_one_space_after_every_word_and_no_boundaries():
     example = bench_documents().example(nlp, SENTENCES, False)
     assert example.predicted.text == "LONDON 1996-08-30 Simmons won . Leicestershire 22 Somerset 11 "
     assert sentence_starts(example.predicted).tolist() == [0, 5]
+
+
+def test_every_slice_of_consecutive_documents_is_scored_from_one_reading():
+    spec = importlib.util.spec_from_file_location("bench_document_slices", DOCUMENTS.parent / "bench_document_slices.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    nlp = spacy.blank("en")
+
+    def read(words, gold, found):
+        reference = spacy.tokens.Doc(nlp.vocab, words=words, ents=gold)
+        return spacy.training.Example(spacy.tokens.Doc(nlp.vocab, words=words, ents=found), reference)
+
+    right = read(["Paris", "!"], ["B-LOC", "O"], ["B-LOC", "O"])
+    wrong = read(["Paris", "!"], ["B-LOC", "O"], ["O", "O"])
+    # document 1 is read right per sentence but wrong whole; documents 0 and 2 right both ways
+    sentences = [[right], [right], [right]]
+    documents = [right, wrong, right]
+    rows = module.slice_scores(sentences, documents, 2)
+    assert [row["offset"] for row in rows] == [0, 1]
+    assert [row["per_sentence"] for row in rows] == [100.0, 100.0]
+    assert [row["whole"] for row in rows] == [66.67, 66.67]
+    assert module.slice_scores(sentences, documents, 1)[1]["loss"] == 100.0
