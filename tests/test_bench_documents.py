@@ -42,7 +42,9 @@ def test_bare_tokens_keep_one_space_after_every_word_and_no_boundaries():
 
 
 def test_every_slice_of_consecutive_documents_is_scored_from_one_reading():
-    spec = importlib.util.spec_from_file_location("bench_document_slices", DOCUMENTS.parent / "bench_document_slices.py")
+    spec = importlib.util.spec_from_file_location(
+        "bench_document_slices", DOCUMENTS.parent / "bench_document_slices.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     nlp = spacy.blank("en")
