@@ -1,11 +1,12 @@
 """benchmarks/bench_documents.py builds the documents it scores as described (issue #31)."""
 
-import importlib.util
 from pathlib import Path
 
 import spacy
 
 from spacy_llm_tagger.models.alignment import sentence_starts
+
+from .util import load_module
 
 DOCUMENTS = Path(__file__).parent.parent / "benchmarks" / "bench_documents.py"
 SENTENCES = [
@@ -17,10 +18,7 @@ SENTENCES = [
 
 
 def bench_documents():
-    spec = importlib.util.spec_from_file_location("bench_documents", DOCUMENTS)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(DOCUMENTS, "bench_documents")
 
 
 def test_wire_text_breaks_lines_after_unpunctuated_sentences_only():
@@ -42,11 +40,7 @@ def test_bare_tokens_keep_one_space_after_every_word_and_no_boundaries():
 
 
 def test_every_slice_of_consecutive_documents_is_scored_from_one_reading():
-    spec = importlib.util.spec_from_file_location(
-        "bench_document_slices", DOCUMENTS.parent / "bench_document_slices.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_module(DOCUMENTS.parent / "bench_document_slices.py", "bench_document_slices")
     nlp = spacy.blank("en")
 
     def read(words, gold, found):

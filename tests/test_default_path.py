@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from .util import load_module
+
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(
@@ -38,13 +40,6 @@ DOCUMENT_LOSS = Path(__file__).parent.parent / "benchmarks" / "bench_document_lo
 DOCUMENT_LOSS_LIMIT = 1.5
 
 
-def load(path: Path, name: str):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """The record of one default training run, and where its pipeline was saved."""
@@ -60,7 +55,7 @@ def trained(tmp_path_factory):
         optimizer="{}",
         save=saved,
     )
-    return load(BENCHMARK, "bench_default_path").run(settings), saved
+    return load_module(BENCHMARK, "bench_default_path").run(settings), saved
 
 
 def test_the_default_tagger_reaches_the_level_of_release_0_1_0(trained):
@@ -70,7 +65,7 @@ def test_the_default_tagger_reaches_the_level_of_release_0_1_0(trained):
 
 def test_a_sentence_trained_tagger_reads_whole_dev_documents_within_the_limit(trained):
     _, saved = trained
-    record = load(DOCUMENTS, "bench_documents").measure(
+    record = load_module(DOCUMENTS, "bench_documents").measure(
         str(saved), "valid", documents=0, variants="bare_learned"
     )
     assert record["documents"] == 216
@@ -82,11 +77,11 @@ def test_the_document_loss_groups_cover_every_gold_entity(trained):
     benchmarks = str(DOCUMENTS.parent)
     sys.path.insert(0, benchmarks)
     try:
-        loss = load(DOCUMENT_LOSS, "bench_document_loss")
+        loss = load_module(DOCUMENT_LOSS, "bench_document_loss")
         record = loss.measure(str(saved), "valid", documents=5)
     finally:
         sys.path.remove(benchmarks)
-    documents = load(DOCUMENTS, "bench_documents").read_documents("valid")[:5]
+    documents = load_module(DOCUMENTS, "bench_documents").read_documents("valid")[:5]
     gold = sum(tag.startswith("B-") for d in documents for s in d for _, tag in s)
     assert set(record["groups"]) <= {"matched", "merged, fits", "merged, overlong"}
     assert sum(g["entities"] for g in record["groups"].values()) == gold

@@ -90,11 +90,17 @@ def make_tiny_model_dir(path: Path, family: str = "llama", n_layers: int = 3, se
     return path
 
 
-def conll03_reader() -> ModuleType:
-    """The conll03 project's CoNLL-2003 reader (projects/conll03/scripts/conll.py)."""
-    path = Path(__file__).parent.parent / "projects" / "conll03" / "scripts" / "conll.py"
-    spec = importlib.util.spec_from_file_location("conll03_reader", path)
+def load_module(path: Path, name: str) -> ModuleType:
+    """The Python file at ``path`` (a benchmark or project script) imported as ``name``."""
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def conll03_reader() -> ModuleType:
+    """The conll03 project's CoNLL-2003 reader (projects/conll03/scripts/conll.py)."""
+    return load_module(
+        Path(__file__).parent.parent / "projects" / "conll03" / "scripts" / "conll.py", "conll03_reader"
+    )
