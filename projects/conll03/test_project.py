@@ -463,6 +463,24 @@ def test_errors_sorts_false_positives_by_kind():
     assert result["ORG"]["top_missed"] == [("New York Rangers (predicted nothing)", 1)]
 
 
+def test_wire_text_breaks_lines_after_unpunctuated_sentences_only():
+    import spacy
+
+    as_wire_text = scripts_module("evaluate").as_wire_text
+    nlp = spacy.blank("en")
+    words = ["SOCCER", "-", "JAPAN", "WIN", "LONDON", "1996-08-30", "Japan", "won", ".", "Syria", "lost", "."]
+    reference = spacy.tokens.Doc(
+        nlp.vocab, words=words, spaces=[True] * 11 + [False],
+        ents=["O", "O", "B-LOC", "O", "B-LOC", "O", "B-LOC", "O", "O", "B-LOC", "O", "O"],
+        sent_starts=[True, False, False, False, True, False, True, False, False, True, False, False],
+    )
+    wire = as_wire_text(reference)
+    # a break after the headline and the dateline, none after a full stop or the last sentence
+    assert wire.text == "SOCCER - JAPAN WIN\nLONDON 1996-08-30\nJapan won . Syria lost ."
+    assert [(e.text, e.label_) for e in wire.ents] == [(e.text, e.label_) for e in reference.ents]
+    assert [t.ent_iob_ for t in wire if t.text == "\n"] == ["O", "O"]
+
+
 @NEEDS_TRF
 @pytest.mark.slow
 def test_full_constant_workflow(project):

@@ -1,7 +1,7 @@
 """Evaluate a trained pipeline on a CoNLL split, one Doc per sentence and one Doc per document:
 P/R/F, per-type F, words/s, and what produced them -> JSON.
 
-    python scripts/evaluate.py SYSTEM [--sentences N] [--documents N]
+    python scripts/evaluate.py SYSTEM [--sentences N] [--documents N] [--documents-as wire]
     python scripts/evaluate.py PIPELINE DATA OUTPUT [--sentences N] [--documents N]
 
 SYSTEM (a name in systems/) scores training/SYSTEM/model-best on corpus/test.spacy into
@@ -24,6 +24,7 @@ from typing import Any, Dict, List, Optional
 import spacy
 import typer
 from spacy.scorer import Scorer
+from spacy.tokens import Doc
 from spacy.training import Corpus, Example
 
 from spacy_llm_tagger.corpus import create_sentence_corpus, tokens_only
@@ -98,14 +99,43 @@ def score_docs(
     }
 
 
-def document_examples(nlp, data: Path, limit: int) -> List[Example]:
-    """One Example per document, predicted on its bare tokens: no sentence boundaries, as
-    ``nlp(article)`` sees an article."""
+SENTENCE_FINAL = (".", "!", "?")
+DOCUMENT_READINGS = ("bare", "wire")
+
+
+def as_wire_text(reference: Doc) -> Doc:
+    """``reference`` with a line-break token (outside any entity) after every sentence but the
+    last that ends without sentence-final punctuation - a dateline, a headline, a table row - as
+    the original Reuters text separates them (benchmarks/bench_documents.py reads them the same)."""
+    words: List[str] = []
+    spaces: List[bool] = []
+    tags: List[str] = []
+    sentences = list(reference.sents)
+    for k, sentence in enumerate(sentences):
+        break_after = k < len(sentences) - 1 and sentence[-1].text not in SENTENCE_FINAL
+        for token in sentence:
+            words.append(token.text)
+            spaces.append(bool(token.whitespace_) and not (break_after and token.i == sentence.end - 1))
+            tags.append(token.ent_iob_ + ("-" + token.ent_type_ if token.ent_type_ else "") if token.ent_iob_ else "O")
+        if break_after:
+            words.append("\n")
+            spaces.append(False)
+            tags.append("O")
+    return Doc(reference.vocab, words=words, spaces=spaces, ents=tags)
+
+
+def document_examples(nlp, data: Path, limit: int, reading: str = "bare") -> List[Example]:
+    """One Example per document, predicted without sentence boundaries, as ``nlp(article)`` sees
+    an article: on its bare tokens (``bare``) or as wire text (``wire``: a line break after each
+    unpunctuated sentence, see :func:`as_wire_text`)."""
+    if reading not in DOCUMENT_READINGS:
+        raise typer.BadParameter(f"--documents-as {reading!r}: expected one of {', '.join(DOCUMENT_READINGS)}")
     examples = []
     for example in Corpus(data)(nlp):
         if limit and len(examples) >= limit:
             break
-        examples.append(Example(tokens_only(example.reference, nlp.vocab), example.reference))
+        reference = as_wire_text(example.reference) if reading == "wire" else example.reference
+        examples.append(Example(tokens_only(reference, nlp.vocab), reference))
     return examples
 
 
@@ -141,6 +171,10 @@ def main(
     documents: int = typer.Option(
         0, help="Also evaluate whole documents: the first N (0 = all, -1 = skip)"
     ),
+    documents_as: str = typer.Option(
+        "bare", help="How a whole document is read: 'bare' (its tokens, no sentence boundaries) or "
+        "'wire' (a line break after each unpunctuated sentence, as the Reuters text has)"
+    ),
     batch_size: int = typer.Option(64, help="nlp.pipe batch size"),
     override: List[str] = typer.Option(
         [], help="Config override at load, KEY=VALUE (JSON value), e.g. "
@@ -166,9 +200,10 @@ def main(
         **sentence_level,
     }
     if documents >= 0:
-        doc_examples = document_examples(nlp, data, documents)
+        doc_examples = document_examples(nlp, data, documents, documents_as)
         result["document_level"] = {
-            "documents": len(doc_examples), **score_docs(nlp, doc_examples, 8, progress="documents")
+            "documents": len(doc_examples), "read_as": documents_as,
+            **score_docs(nlp, doc_examples, 8, progress="documents"),
         }
     # peak resident memory of this process: the loaded pipeline plus prediction
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
