@@ -74,6 +74,7 @@ class SubwordAligner:
         segment_length: Optional[int] = None,
         sentence_length: Optional[int] = None,
         segment_sentences: Optional[int] = None,
+        final_space: Optional[bool] = None,
     ) -> List[DocWindows]:
         """The windows of each doc.
 
@@ -81,9 +82,10 @@ class SubwordAligner:
         are cut at sentence boundaries into windows of whole sentences up to that length and
         ``segment_sentences`` sentences; a longer sentence of a doc of several gets windows
         of ``sentence_length`` (default: ``max_length``), a doc of one sentence one window up
-        to ``max_length``.
+        to ``max_length``. With ``final_space`` every text read (a doc, a window of its
+        sentences) ends in a space, or without, as the model's training texts did.
         """
-        texts = [doc.text for doc in docs]
+        texts = [doc.text if final_space is None else with_final_space(doc, final_space) for doc in docs]
         if not texts:
             return []
         encoded = self.tokenizer(
@@ -101,6 +103,7 @@ class SubwordAligner:
                 segment_length,
                 sentence_length,
                 segment_sentences,
+                final_space,
             )
             for doc, text, ids, offsets in zip(docs, texts, encoded["input_ids"], encoded["offset_mapping"])
         ]
@@ -114,6 +117,7 @@ class SubwordAligner:
         segment_length: Optional[int],
         sentence_length: Optional[int] = None,
         segment_sentences: Optional[int] = None,
+        final_space: Optional[bool] = None,
     ) -> DocWindows:
         if len(doc) == 0:
             empty = np.zeros((0,), dtype=np.int64)
@@ -134,6 +138,7 @@ class SubwordAligner:
             max(2, segment_length - frame),
             min(long_size, self.content_length),
             segment_sentences,
+            bool(doc[-1].whitespace_) if final_space is None else final_space,
         )
 
     def _token_subwords(
@@ -177,6 +182,7 @@ class SubwordAligner:
         size: int,
         long_size: int,
         max_sentences: Optional[int],
+        keep_space: bool,
     ) -> DocWindows:
         """Windows of whole sentences packed up to ``size`` subwords and ``max_sentences``
         sentences, a longer sentence in windows of ``long_size`` (see module docstring).
@@ -184,15 +190,14 @@ class SubwordAligner:
         Each segment is tokenized on its own, as a doc of those sentences alone would be:
         from its first to its last token that is not whitespace (a line break that ends a
         dateline or a table row is where the cut is, not part of the text the model reads),
-        and ending with that token's whitespace - a space if it was a line break - when the
-        doc itself ends with whitespace (docs built from word lists do, and a model trained on
-        them reads a missing final space as a different text).
+        followed by a space when ``keep_space`` (the model's training texts ended in one:
+        docs built from word lists do, and a model trained on them reads a missing final
+        space as a different text).
         """
         starts = sentence_starts(doc)
         ranges = pack_sentences(first, end, starts, n_sub, size, max_sentences)
         if len(starts) == 1:  # one sentence: read whole
             long_size = self.content_length
-        keep_space = bool(doc[-1].whitespace_)
         is_space = doc.to_array(IS_SPACE).reshape(-1).astype(bool)
         char_start, char_end, tails = [], [], []
         for begin, stop in ranges:
@@ -203,8 +208,7 @@ class SubwordAligner:
                 last -= 1
             char_start.append(int(spans[head, 0]))
             char_end.append(int(spans[last, 0] + spans[last, 1]))
-            tail = doc[last].whitespace_ if last == stop - 1 else " "
-            tails.append(tail if keep_space else "")
+            tails.append(" " if keep_space else "")
         texts = [doc_text[a:b] + tail for a, b, tail in zip(char_start, char_end, tails)]
         encoded = self.tokenizer(
             texts, add_special_tokens=False, return_offsets_mapping=True, return_attention_mask=False
@@ -258,6 +262,21 @@ class SubwordAligner:
             local_end + offset,
             _window_tokens(first, starts, size),
         )
+
+
+def ends_in_whitespace(doc: Doc) -> bool:
+    """Whether ``doc.text`` ends in whitespace (its last token's trailing space, or a
+    whitespace token)."""
+    return len(doc) > 0 and (bool(doc[-1].whitespace_) or doc[-1].is_space)
+
+
+def with_final_space(doc: Doc, final_space: bool) -> str:
+    """``doc.text`` ending in one space (``final_space``) or in its last token; a doc that
+    ends in a whitespace token (a line break) keeps it."""
+    if len(doc) == 0 or doc[-1].is_space:
+        return doc.text
+    text = doc.text[: doc[-1].idx + len(doc[-1])]
+    return text + " " if final_space else text
 
 
 def window_sentence_counts(doc: Doc, windows: DocWindows) -> List[int]:

@@ -20,7 +20,7 @@ import torch
 from thinc.api import ArgsKwargs, Model, PyTorchWrapper_v2
 
 from ..errors import ConfigError, NotInitializedError
-from .alignment import DocWindows, SubwordAligner, window_sentence_counts
+from .alignment import DocWindows, SubwordAligner, ends_in_whitespace, window_sentence_counts
 from .batching import PassPlan, WindowPass, plan_passes
 from .loading import ModelLocation, special_token_frame
 from .network import DecoderNetwork, build_unmasked_decoder, padded_output_converter, wrapper_device
@@ -42,6 +42,8 @@ ConvertInputs = Callable[[Model, WindowPass, bool], Tuple[ArgsKwargs, Callable]]
 # of whole sentences up to this percentile of them (see DecoderModel.segment_length).
 SEGMENT_PERCENTILE = 95
 MIN_SEGMENT_LENGTH = 32
+# What training records about the texts it read (histograms, saved with the model).
+TRAINED_COUNTS = ("trained_lengths", "trained_sentences", "trained_final_space")
 
 
 @dataclass
@@ -141,6 +143,7 @@ class DecoderModel(Model):
                 "loaded": None,
                 "trained_lengths": TrainedLengths(),
                 "trained_sentences": TrainedLengths(),
+                "trained_final_space": TrainedLengths(),
                 **(attrs or {}),
             },
         )
@@ -178,6 +181,22 @@ class DecoderModel(Model):
     def trained_sentences(self) -> TrainedLengths:
         """How many sentences the training windows held (saved with it)."""
         return self.attrs["trained_sentences"]
+
+    @property
+    def trained_final_space(self) -> TrainedLengths:
+        """How many training texts ended in whitespace (1) and how many did not (0)."""
+        return self.attrs["trained_final_space"]
+
+    @property
+    def final_space(self) -> Optional[bool]:
+        """Whether a text the model reads should end in whitespace, as most of its training
+        texts did: docs built from word lists (``Doc(vocab, words)``, ``spacy convert``) end
+        in a space, ``nlp(text)`` most often does not, and the model reads the two endings as
+        different texts. None (each doc read as it is) when nothing was recorded."""
+        counts = self.trained_final_space.counts
+        if not self.trained_final_space.total:
+            return None
+        return counts.get(1, 0) >= counts.get(0, 0)
 
     @property
     def segment_length(self) -> Optional[int]:
@@ -255,13 +274,16 @@ class DecoderModel(Model):
         if is_train:
             encoded = loaded.aligner(docs)
         else:
-            encoded = loaded.aligner(docs, self.segment_length, self.sentence_length, self.segment_sentences)
+            encoded = loaded.aligner(
+                docs, self.segment_length, self.sentence_length, self.segment_sentences, self.final_space
+            )
         plan = plan_passes(encoded, self.batch_tokens, loaded.aligner.filler_id, self.settings.pooling)
         if is_train:
             self.trained_lengths.add(len(window) for window in plan.windows)
             self.trained_sentences.add(
                 count for doc, windows in zip(docs, encoded) for count in window_sentence_counts(doc, windows)
             )
+            self.trained_final_space.add(int(ends_in_whitespace(doc)) for doc in docs if len(doc))
         return encoded, plan
 
     # -- building the network ------------------------------------------
@@ -336,6 +358,7 @@ class DecoderModel(Model):
             loaded.module,
             self.trained_lengths.to_dict(),
             self.trained_sentences.to_dict(),
+            self.trained_final_space.to_dict(),
         )
 
     def load_folder(self, path: Union[str, Path]) -> "DecoderModel":
@@ -343,6 +366,7 @@ class DecoderModel(Model):
         saved = read_folder(path, self.settings)
         self.attrs["trained_lengths"] = TrainedLengths.from_dict(saved.trained_lengths)
         self.attrs["trained_sentences"] = TrainedLengths.from_dict(saved.trained_sentences)
+        self.attrs["trained_final_space"] = TrainedLengths.from_dict(saved.trained_final_space)
         if saved.n_out is not None:
             self.set_dim("nO", saved.n_out, force=True)
         try:
@@ -367,11 +391,11 @@ class DecoderModel(Model):
             attrs={
                 key: value
                 for key, value in self.attrs.items()
-                if key not in ("settings", "network", "loaded", "trained_lengths", "trained_sentences")
+                if key not in ("settings", "network", "loaded", *TRAINED_COUNTS)
             },
         )
-        copied.attrs["trained_lengths"] = copy.deepcopy(self.trained_lengths)
-        copied.attrs["trained_sentences"] = copy.deepcopy(self.trained_sentences)
+        for key in TRAINED_COUNTS:
+            copied.attrs[key] = copy.deepcopy(self.attrs[key])
         if self.is_loaded:
             copied.from_bytes(self.to_bytes())
         return copied

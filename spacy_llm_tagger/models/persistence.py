@@ -53,6 +53,9 @@ class SavedDecoder:
     adapter_state: Optional[Dict[str, torch.Tensor]]
     trained_lengths: Optional[Dict[str, int]]  # None in folders saved by release 0.1.0
     trained_sentences: Optional[Dict[str, int]]  # None in folders saved before 0.3.0
+    # training texts by whether they ended in whitespace ("1") or not ("0"); None in folders
+    # saved before that was recorded
+    trained_final_space: Optional[Dict[str, int]] = None
 
 
 def write_folder(
@@ -64,6 +67,7 @@ def write_folder(
     network: DecoderNetwork,
     trained_lengths: Dict[str, int],
     trained_sentences: Dict[str, int],
+    trained_final_space: Dict[str, int],
 ) -> None:
     """Write the trained parts (and with ``store_base_weights`` the base weights) to ``path``."""
     path = Path(path)
@@ -77,6 +81,7 @@ def write_folder(
         "unmasked_layers": network.unmasked_layers,
         "trained_window_lengths": trained_lengths,
         "trained_window_sentences": trained_sentences,
+        "trained_final_space": trained_final_space,
     }
     (path / SETTINGS_FILE).write_text(json.dumps(meta, indent=2, default=str), encoding="utf8")
     tokenizer.save_pretrained(str(path / TOKENIZER_DIR))
@@ -118,6 +123,7 @@ def read_folder(path: Union[str, Path], settings: DecoderSettings) -> SavedDecod
         adapter_state,
         meta.get("trained_window_lengths"),
         meta.get("trained_window_sentences"),
+        meta.get("trained_final_space"),
     )
 
 
