@@ -318,10 +318,9 @@ def test_a_long_doc_is_packed_up_to_the_sentence_limit():
     assert len(aligner([doc], segment_length=whole, segment_sentences=1)[0].windows) == 1
 
 
-def test_a_sentence_trained_model_reads_a_document_as_its_sentences_alone(tiny_model_dir, tmp_path):
-    """Issue #31: packing several sentences into one window cost a sentence-trained tagger 1.0
-    F1 on dev documents with known boundaries; it now learns how many sentences a training
-    window held (one) and reads no more at a time."""
+def trained_on_sentences(tiny_model_dir):
+    """A tagger on the tiny decoder trained 2 steps on one Doc per short sentence (built from
+    word lists: each ends in a space); the pipeline, the sentences and their examples."""
     nlp = make_nlp(tiny_model_dir, head_dropout=0.0)
     sentences = [["Ann", "left", "."], ["Bob", "stayed", "."], ["Carl", "went", "home", "."]] * 4
     examples = [
@@ -329,6 +328,14 @@ def test_a_sentence_trained_model_reads_a_document_as_its_sentences_alone(tiny_m
         for s in sentences
     ]
     train(nlp, examples, steps=2)
+    return nlp, sentences, examples
+
+
+def test_a_sentence_trained_model_reads_a_document_as_its_sentences_alone(tiny_model_dir, tmp_path):
+    """Issue #31: packing several sentences into one window cost a sentence-trained tagger 1.0
+    F1 on dev documents with known boundaries; it now learns how many sentences a training
+    window held (one) and reads no more at a time."""
+    nlp, sentences, examples = trained_on_sentences(tiny_model_dir)
     model = nlp.get_pipe("llm_tagger").model
     assert model.trained_sentences.counts == {1: 2 * len(examples)}
     assert model.segment_sentences == 1
@@ -373,13 +380,7 @@ def test_a_model_reads_every_text_ending_as_its_training_texts_did(tiny_model_di
     a different text (the project's sentence-trained tagger read the 231 test articles as wire
     text 1.68 F1 below their sentences, and level with them ending as its training texts did).
     The model records how its training texts ended and reads every doc and window that way."""
-    nlp = make_nlp(tiny_model_dir, head_dropout=0.0)
-    sentences = [["Ann", "left", "."], ["Bob", "stayed", "."], ["Carl", "went", "home", "."]] * 4
-    examples = [
-        Example(Doc(nlp.vocab, words=s), Doc(nlp.vocab, words=s, ents=["B-PER"] + ["O"] * (len(s) - 1)))
-        for s in sentences
-    ]
-    train(nlp, examples, steps=2)
+    nlp, sentences, examples = trained_on_sentences(tiny_model_dir)
     model = nlp.get_pipe("llm_tagger").model
     assert model.trained_final_space.counts == {1: 2 * len(examples)} and model.final_space is True
     words = [w for s in sentences for w in s]
