@@ -1,10 +1,13 @@
 # Two commands do all set-up on a fresh machine:
 #   make demo   - train and evaluate unmasked vs causal SmolLM2 taggers (+ baselines) on CoNLL-2003
-#   make test   - the test suite, on transformers 4.53.x and on the newest 5.x
+#   make test   - the test suite, on transformers 4.53.x and on the newest 5.x (tests marked long: 4.53.x only)
 #   make lint   - ruff (lint and format check) on the package and tests, mypy on the package
 VENV ?= .venv
 VENV5 ?= .venv-tf5
 PYTEST_ARGS ?=
+# pytest-xdist workers; each test file stays on one worker (module fixtures are built once)
+TEST_WORKERS ?= 2
+PYTEST = -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 .PHONY: setup setup5 test test-core5 demo lint
 
@@ -20,8 +23,8 @@ lint: setup
 	$(VENV)/bin/python -m mypy
 
 test: setup setup5
-	$(VENV)/bin/python -m pytest tests projects -q $(PYTEST_ARGS)
-	$(VENV5)/bin/python -m pytest tests -q -m "not trf" $(PYTEST_ARGS)
+	$(VENV)/bin/python $(PYTEST) tests projects -q $(PYTEST_ARGS)
+	$(VENV5)/bin/python $(PYTEST) tests -q -m "not trf and not long" $(PYTEST_ARGS)
 
 # demo: the set-up with pip's progress shown (setup_env.sh installs with -q; PIP_VERBOSE=1 cancels
 # it), then the demo workflow of projects/conll03 (25 minutes on 2 CPU cores in all, measured)

