@@ -3,6 +3,8 @@ sentences): the demo (project.yml) and the study (study/project.yml), and the ch
 project readable: every system resolves, trains with the config its old command line had, the
 project file stays short, the READMEs are `weasel document` output. Run from the repository root:
     python -m pytest projects/conll03            # --slow adds the study's long workflows
+The tests share one copy of the project (the `project` fixture) and the slow ones read what the
+fast ones before them built (the corpus, the demo's pipelines): run the file whole, not `-m slow`.
 """
 import importlib.util
 import json
