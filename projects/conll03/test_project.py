@@ -203,12 +203,8 @@ def test_recorded_seed_runs_are_runs_of_the_systems():
         assert not seeds.finished(folder, seeds.wanted(name, int(seed) + 1, ["--gpu-id", "-1"]))
 
 
-@NEEDS_TRF
-def test_seeds_runs_systems_through_train_and_evaluate(project):
-    """seeds.py trains with `train.py NAME --seed S` and scores with evaluate.py (run here with a
-    stand-in for the two scripts, in a copy of the project): no project.yml or project.lock."""
-    root, _ = project
-    fake = r"""
+# stands in for train.py and evaluate.py in seeds.py, recording the calls: run in a project copy
+FAKE_SEED_RUNS = r"""
 import json, sys
 from pathlib import Path
 sys.path.insert(0, "scripts")
@@ -229,6 +225,15 @@ def run(args):
         by = seeds.trained_by(Path(args[1]).parent)
         Path(args[3]).write_text(json.dumps({"ents_f": 0.5, "trained_by": by, "document_level": {"ents_f": 0.4}}))
 seeds.run = run
+"""
+
+
+@NEEDS_TRF
+def test_seeds_runs_systems_through_train_and_evaluate(project):
+    """seeds.py trains with `train.py NAME --seed S` and scores with evaluate.py (run here with a
+    stand-in for the two scripts, in a copy of the project): no project.yml or project.lock."""
+    root, _ = project
+    fake = FAKE_SEED_RUNS + r"""
 seeds.main("spacy-ner,llm-unmasked", ["training.max_epochs=1"], seeds="0,1", output=Path("metrics/seeds"),
            sentences=30, documents=2, gpu_id=-1)
 seeds.main("spacy-ner", ["training.max_epochs=1"], seeds="0,1", output=Path("metrics/seeds"),
@@ -251,6 +256,42 @@ print(json.dumps(calls))
     shutil.rmtree(root / "metrics" / "seeds")
     source = (PROJECT / "scripts" / "seeds.py").read_text()
     assert "project.lock" not in source and "load_project_config" not in source
+
+
+@NEEDS_TRF
+def test_seeds_rows_keep_every_seed_of_earlier_calls(project):
+    """A call with some seeds keeps the system's other finished seeds in its row (and in other
+    systems' rows); a run recorded in seeds.json whose folder is absent (restored records, as in a
+    clone) stays as recorded; a run retrained with other settings leaves the row."""
+    root, _ = project
+    fake = FAKE_SEED_RUNS + r"""
+import shutil
+def rows():
+    return {r["system"]: r["seeds"] for r in json.loads(Path("metrics/seeds/seeds.json").read_text())}
+args = dict(output=Path("metrics/seeds"), sentences=30, documents=-1, gpu_id=-1)
+seeds.main("spacy-ner", ["training.max_epochs=1"], seeds="0,1", **args)
+seeds.main("spacy-ner", ["training.max_epochs=1"], seeds="2", **args)
+after_one_seed = rows()
+seeds.main("llm-unmasked", ["training.max_epochs=1"], seeds="1", **args)
+after_other_system = rows()
+shutil.rmtree("training/seeds/spacy-ner-s0")
+seeds.main("llm-unmasked", ["training.max_epochs=1"], seeds="1", **args)
+after_clone = rows()
+seeds.main("llm-unmasked", ["training.max_epochs=2"], seeds="1", **args)
+print(json.dumps([after_one_seed, after_other_system, after_clone, rows(), len(calls)]))
+"""
+    try:
+        out = subprocess.run([sys.executable, "-c", fake], cwd=root, capture_output=True, text=True, check=True)
+    finally:
+        shutil.rmtree(root / "training" / "seeds", ignore_errors=True)
+        shutil.rmtree(root / "metrics" / "seeds", ignore_errors=True)
+    one_seed, other_system, clone, changed, n_calls = json.loads(out.stdout.strip().splitlines()[-1])
+    assert one_seed == {"spacy-ner": [0, 1, 2]}
+    assert other_system == {"spacy-ner": [0, 1, 2], "llm-unmasked": [1]}
+    assert clone == {"spacy-ner": [0, 1, 2], "llm-unmasked": [1]}
+    # max_epochs=2 retrains llm-unmasked s1 and drops spacy-ner s1, s2 (other settings); s0 has no folder
+    assert changed == {"llm-unmasked": [1], "spacy-ner": [0]}
+    assert n_calls == 2 * 4 + 2
 
 
 # -- the demo and the study on tiny settings --------------------------------------------------

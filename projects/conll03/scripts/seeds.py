@@ -16,8 +16,10 @@ is read back into its config): finished runs are kept, so a killed call resumes 
 restored from results/ are not trained again; a run made with other settings is trained again.
 Seed 0 is the main run (training/NAME, from the demo or the study) where it has the same config:
 it is only evaluated, into metrics/seeds/NAME-s0.json unless metrics/NAME.json already scores it
-as asked. Writes OUTPUT/seeds.json and OUTPUT/table.md; systems seeded by earlier calls keep their
-rows while their runs match.
+as asked. Writes OUTPUT/seeds.json and OUTPUT/table.md. A row holds every seed run of its system,
+not only this call's seeds: runs of earlier calls stay while they match the settings of this call,
+and stay as recorded in the previous seeds.json when their training folder is absent (a clone that
+restored the records but not every model); a run trained with other settings leaves the row.
 """
 import json
 import shlex
@@ -25,7 +27,7 @@ import statistics
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
 import typer
 
@@ -144,6 +146,38 @@ def earlier_systems(root: Path, names: List[str]) -> List[str]:
     return sorted(found)
 
 
+def previous_rows(seeds_file: Path) -> Dict[str, dict]:
+    """The rows an earlier call wrote to SEEDS_FILE, by system."""
+    if not seeds_file.exists():
+        return {}
+    return {row["system"]: row for row in json.loads(seeds_file.read_text())}
+
+
+def known_seeds(root: Path, name: str, previous: Dict[str, dict]) -> Set[int]:
+    """Seeds of NAME that an earlier call recorded: in the previous row or as a metrics file."""
+    seeds = set(previous.get(name, {}).get("seeds", []))
+    folder = root / "metrics" / "seeds"
+    for path in folder.glob(f"{name}-s*.json"):
+        stem, _, seed = str(path.relative_to(folder).with_suffix("")).rpartition("-s")
+        if stem == name and seed.isdigit():
+            seeds.add(int(seed))
+    return seeds
+
+
+def kept_runs(name: str, seeds: Set[int], train_args: List[str], previous: Optional[dict]) -> Dict[int, dict]:
+    """Runs of NAME with SEEDS, from an earlier call, that stay in its row: finished and scored
+    with this call's settings, or recorded in PREVIOUS with their training folder absent."""
+    recorded_runs = {run["seed"]: run for run in (previous or {}).get("runs", [])}
+    kept = {}
+    for seed in sorted(seeds):
+        training, metrics = find_run(name, seed, wanted(name, seed, train_args), -1)
+        if training is not None and scores_run(metrics, training, -1):
+            kept[seed] = read_run(seed, metrics, training)
+        elif seed in recorded_runs and not (PROJECT / recorded_runs[seed]["training"]).exists():
+            kept[seed] = recorded_runs[seed]  # restored records without the model: nothing to check
+    return kept
+
+
 def write_table(rows: List[dict], path: Path) -> str:
     lines = [
         "| system | seeds | test F1 mean ± sd | min - max | doc F1 mean ± sd | dev F1 mean | train s mean |",
@@ -175,9 +209,10 @@ def main(
     train_args = [*(train_args or []), "--gpu-id", str(gpu_id)]
     names = [name.strip() for name in systems.split(",") if name.strip()]
     seed_list = [int(seed) for seed in seeds.split(",") if seed.strip()]
+    previous = previous_rows(output / "seeds.json")
     rows = []
     for name in names:
-        runs = []
+        runs = {}
         for seed in seed_list:
             want = wanted(name, seed, train_args)
             training, metrics = find_run(name, seed, want, documents)
@@ -191,17 +226,14 @@ def main(
             if not scores_run(metrics, training, documents):
                 run([SCRIPTS / "evaluate.py", relative(training / "model-best"), TEST_DATA, relative(metrics),
                      "--sentences", sentences, "--documents", documents])
-            runs.append(read_run(seed, metrics, training))
-        rows.append(summary_row(name, runs))
+            runs[seed] = read_run(seed, metrics, training)
+        kept = kept_runs(name, known_seeds(PROJECT, name, previous) - set(runs), train_args, previous.get(name))
+        rows.append(summary_row(name, [runs.get(seed) or kept[seed] for seed in sorted({*runs, *kept})]))
     # systems seeded by earlier calls keep their rows while their runs match the current settings
-    for name in earlier_systems(PROJECT, names):
-        runs = []
-        for seed in seed_list:
-            training, metrics = find_run(name, seed, wanted(name, seed, train_args), -1)
-            if training is not None and scores_run(metrics, training, -1):
-                runs.append(read_run(seed, metrics, training))
-        if runs:
-            rows.append(summary_row(name, runs))
+    for name in sorted((set(earlier_systems(PROJECT, names)) | set(previous)) - set(names)):
+        kept = kept_runs(name, known_seeds(PROJECT, name, previous), train_args, previous.get(name))
+        if kept:
+            rows.append(summary_row(name, [kept[seed] for seed in sorted(kept)]))
     output.mkdir(parents=True, exist_ok=True)
     (output / "seeds.json").write_text(json.dumps(rows, indent=2) + "\n")
     print(write_table(rows, output / "table.md"))
