@@ -261,11 +261,11 @@ print(json.dumps(calls))
 @NEEDS_TRF
 def test_seeds_rows_keep_every_seed_of_earlier_calls(project):
     """A call with some seeds keeps the system's other finished seeds in its row (and in other
-    systems' rows); a run recorded in seeds.json whose folder is absent (restored records, as in a
-    clone) stays as recorded; a run retrained with other settings leaves the row."""
+    systems' rows); a run recorded in seeds.json whose folder does not say how it was trained
+    (restored without its command, as in a clone) stays as recorded; a run trained with other
+    settings leaves the row."""
     root, _ = project
     fake = FAKE_SEED_RUNS + r"""
-import shutil
 def rows():
     return {r["system"]: r["seeds"] for r in json.loads(Path("metrics/seeds/seeds.json").read_text())}
 args = dict(output=Path("metrics/seeds"), sentences=30, documents=-1, gpu_id=-1)
@@ -274,7 +274,7 @@ seeds.main("spacy-ner", ["training.max_epochs=1"], seeds="2", **args)
 after_one_seed = rows()
 seeds.main("llm-unmasked", ["training.max_epochs=1"], seeds="1", **args)
 after_other_system = rows()
-shutil.rmtree("training/seeds/spacy-ner-s0")
+Path("training/seeds/spacy-ner-s0/train_command.json").unlink()  # restored without its command
 seeds.main("llm-unmasked", ["training.max_epochs=1"], seeds="1", **args)
 after_clone = rows()
 seeds.main("llm-unmasked", ["training.max_epochs=2"], seeds="1", **args)
@@ -289,7 +289,7 @@ print(json.dumps([after_one_seed, after_other_system, after_clone, rows(), len(c
     assert one_seed == {"spacy-ner": [0, 1, 2]}
     assert other_system == {"spacy-ner": [0, 1, 2], "llm-unmasked": [1]}
     assert clone == {"spacy-ner": [0, 1, 2], "llm-unmasked": [1]}
-    # max_epochs=2 retrains llm-unmasked s1 and drops spacy-ner s1, s2 (other settings); s0 has no folder
+    # max_epochs=2 retrains llm-unmasked s1 and drops spacy-ner s1, s2 (other settings); s0 has no command
     assert changed == {"llm-unmasked": [1], "spacy-ner": [0]}
     assert n_calls == 2 * 4 + 2
 

@@ -18,8 +18,9 @@ Seed 0 is the main run (training/NAME, from the demo or the study) where it has 
 it is only evaluated, into metrics/seeds/NAME-s0.json unless metrics/NAME.json already scores it
 as asked. Writes OUTPUT/seeds.json and OUTPUT/table.md. A row holds every seed run of its system,
 not only this call's seeds: runs of earlier calls stay while they match the settings of this call,
-and stay as recorded in the previous seeds.json when their training folder is absent (a clone that
-restored the records but not every model); a run trained with other settings leaves the row.
+and stay as recorded in the previous seeds.json when nothing records how their folder was trained
+(absent, or restored without its command, as in a clone); a run trained with other settings leaves
+the row.
 """
 import json
 import shlex
@@ -166,16 +167,25 @@ def known_seeds(root: Path, name: str, previous: Dict[str, dict]) -> Set[int]:
 
 def kept_runs(name: str, seeds: Set[int], train_args: List[str], previous: Optional[dict]) -> Dict[int, dict]:
     """Runs of NAME with SEEDS, from an earlier call, that stay in its row: finished and scored
-    with this call's settings, or recorded in PREVIOUS with their training folder absent."""
+    with this call's settings, or recorded in PREVIOUS where nothing records how their folder was
+    trained (absent, or restored without its command: as in a clone)."""
     recorded_runs = {run["seed"]: run for run in (previous or {}).get("runs", [])}
     kept = {}
     for seed in sorted(seeds):
         training, metrics = find_run(name, seed, wanted(name, seed, train_args), -1)
         if training is not None and scores_run(metrics, training, -1):
             kept[seed] = read_run(seed, metrics, training)
-        elif seed in recorded_runs and not (PROJECT / recorded_runs[seed]["training"]).exists():
-            kept[seed] = recorded_runs[seed]  # restored records without the model: nothing to check
+        elif seed in recorded_runs and not any(recorded(folder) for folder in run_folders(name, recorded_runs[seed])):
+            kept[seed] = recorded_runs[seed]  # no record of its training left to check it against
     return kept
+
+
+def run_folders(name: str, run: dict) -> List[Path]:
+    """Where a recorded RUN of NAME was trained (rows written before runs named it: both places)."""
+    if "training" in run:
+        return [PROJECT / run["training"]]
+    folders = [seed_paths(PROJECT, name, run["seed"])[0]]
+    return folders + [PROJECT / "training" / name] if run["seed"] == 0 else folders
 
 
 def write_table(rows: List[dict], path: Path) -> str:
