@@ -137,14 +137,20 @@ def summary_row(name: str, runs: List[dict]) -> dict:
     }
 
 
+def metrics_seeds(root: Path) -> Dict[str, Set[int]]:
+    """The seeds of every system with per-seed metrics in metrics/seeds (NAME-sS.json)."""
+    folder = root / "metrics" / "seeds"
+    found: Dict[str, Set[int]] = {}
+    for path in folder.glob("**/*-s*.json"):
+        name, _, seed = str(path.relative_to(folder).with_suffix("")).rpartition("-s")
+        if seed.isdigit():
+            found.setdefault(name, set()).add(int(seed))
+    return found
+
+
 def earlier_systems(root: Path, names: List[str]) -> List[str]:
     """Systems other than NAMES with per-seed metrics in metrics/seeds."""
-    found = set()
-    for path in (root / "metrics" / "seeds").glob("**/*-s*.json"):
-        name, _, seed = str(path.relative_to(root / "metrics" / "seeds").with_suffix("")).rpartition("-s")
-        if seed.isdigit() and name not in names:
-            found.add(name)
-    return sorted(found)
+    return sorted(set(metrics_seeds(root)) - set(names))
 
 
 def previous_rows(seeds_file: Path) -> Dict[str, dict]:
@@ -156,13 +162,7 @@ def previous_rows(seeds_file: Path) -> Dict[str, dict]:
 
 def known_seeds(root: Path, name: str, previous: Dict[str, dict]) -> Set[int]:
     """Seeds of NAME that an earlier call recorded: in the previous row or as a metrics file."""
-    seeds = set(previous.get(name, {}).get("seeds", []))
-    folder = root / "metrics" / "seeds"
-    for path in folder.glob(f"{name}-s*.json"):
-        stem, _, seed = str(path.relative_to(folder).with_suffix("")).rpartition("-s")
-        if stem == name and seed.isdigit():
-            seeds.add(int(seed))
-    return seeds
+    return set(previous.get(name, {}).get("seeds", [])) | metrics_seeds(root).get(name, set())
 
 
 def kept_runs(name: str, seeds: Set[int], train_args: List[str], previous: Optional[dict]) -> Dict[int, dict]:
@@ -175,7 +175,7 @@ def kept_runs(name: str, seeds: Set[int], train_args: List[str], previous: Optio
         training, metrics = find_run(name, seed, wanted(name, seed, train_args), -1)
         if training is not None and scores_run(metrics, training, -1):
             kept[seed] = read_run(seed, metrics, training)
-        elif seed in recorded_runs and not any(recorded(folder) for folder in run_folders(name, recorded_runs[seed])):
+        elif seed in recorded_runs and not any(map(recorded, run_folders(name, recorded_runs[seed]))):
             kept[seed] = recorded_runs[seed]  # no record of its training left to check it against
     return kept
 
@@ -237,8 +237,9 @@ def main(
                 run([SCRIPTS / "evaluate.py", relative(training / "model-best"), TEST_DATA, relative(metrics),
                      "--sentences", sentences, "--documents", documents])
             runs[seed] = read_run(seed, metrics, training)
-        kept = kept_runs(name, known_seeds(PROJECT, name, previous) - set(runs), train_args, previous.get(name))
-        rows.append(summary_row(name, [runs.get(seed) or kept[seed] for seed in sorted({*runs, *kept})]))
+        earlier = known_seeds(PROJECT, name, previous) - set(runs)
+        runs = {**kept_runs(name, earlier, train_args, previous.get(name)), **runs}
+        rows.append(summary_row(name, [runs[seed] for seed in sorted(runs)]))
     # systems seeded by earlier calls keep their rows while their runs match the current settings
     for name in sorted((set(earlier_systems(PROJECT, names)) | set(previous)) - set(names)):
         kept = kept_runs(name, known_seeds(PROJECT, name, previous), train_args, previous.get(name))
