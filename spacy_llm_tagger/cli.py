@@ -136,6 +136,12 @@ def init_config(
     ),
     gpu: bool = typer.Option(False, help="Settings for a GPU (bfloat16 base weights)"),
     name: str = typer.Option("llm_tagger", help="The component's name in the pipeline"),
+    unmask: Optional[str] = typer.Option(
+        None, help='Layers to unmask: all (the default), none, a group pattern such as 0011, or indices 0,1,5'
+    ),
+    learn_rate: Optional[float] = typer.Option(
+        None, help="The optimizer's learning rate after the warm-up [default: 0.0005]"
+    ),
 ) -> None:
     """Write a complete `spacy train` config for an llm_tagger, like `spacy init config`."""
     from .init_config import init_config as run_init_config
@@ -150,6 +156,8 @@ def init_config(
             base_pipeline=base_pipeline,
             gpu=gpu,
             name=name,
+            unmask=unmask,
+            learn_rate=learn_rate,
             command=command,
         )
     if str(output) != "-":

@@ -15,6 +15,7 @@ from thinc.api import Config
 
 from .errors import ConfigError
 from .models.settings import DEFAULT_MODEL_NAME, default_model_config
+from .models.unmasking import check_unmask_syntax
 from .pipeline.targets import make_target
 
 ARCHITECTURE = "spacy-llm-tagger.DecoderTagger.v1"
@@ -169,10 +170,20 @@ def init_config(
     base_pipeline: Optional[str] = None,
     gpu: bool = False,
     name: str = "llm_tagger",
+    unmask: Optional[str] = None,
+    learn_rate: Optional[float] = None,
     command: str = "",
 ) -> Config:
-    """Write a complete training config to OUTPUT (``-`` = standard output); the config."""
+    """Write a complete training config to OUTPUT (``-`` = standard output); the config.
+
+    ``unmask``: the layers to unmask, as the model setting takes it ("all", "none", a 0/1 group
+    pattern such as "0011", or comma-separated layer indices); None keeps the default ("all").
+    ``learn_rate``: None keeps LEARN_RATE.
+    """
     make_target(target)  # validates the target, with an error naming the choices
+    learn_rate = LEARN_RATE if learn_rate is None else learn_rate
+    if learn_rate <= 0:
+        raise ConfigError(f"--learn-rate must be above 0, not {learn_rate}.")
     sourced, pipeline, frozen = "", [name], []
     sourced_scores: List[str] = []
     if base_pipeline:
@@ -187,6 +198,8 @@ def init_config(
             raise ConfigError(f"{base_pipeline} already has a component named {name!r}; pick another --name.")
     settings = default_model_config(ARCHITECTURE)
     settings["name"] = model
+    if unmask is not None:
+        settings["unmask"] = parse_unmask_option(unmask)
     if gpu:
         settings["dtype"] = "bfloat16"
     text = TEMPLATE.format(
@@ -203,7 +216,7 @@ def init_config(
         patience=400,
         eval_frequency=50,
         frozen=_list(frozen),
-        learn_rate=LEARN_RATE,
+        learn_rate=learn_rate,
         score_weights=_block(score_weights(target, sourced_scores)),
     )
     config = Config().from_str(text, interpolate=False)
@@ -213,6 +226,21 @@ def init_config(
         Path(output).parent.mkdir(parents=True, exist_ok=True)
         Path(output).write_text(text, encoding="utf8")
     return config
+
+
+def parse_unmask_option(text: str) -> Union[str, List[int]]:
+    """``--unmask`` as the model setting takes it: "0,1,5" becomes a list of layer indices;
+    "all", "none" and group patterns ("0011") stay strings."""
+    value: Union[str, List[int]] = text.strip()
+    if "," in text:
+        try:
+            value = [int(part) for part in text.split(",") if part.strip()]
+        except ValueError:
+            raise ConfigError(
+                f"--unmask {text!r}: comma-separated values must be layer indices, e.g. 0,1,5."
+            ) from None
+    check_unmask_syntax(value)
+    return value
 
 
 def _load_base(base_pipeline: str) -> spacy.Language:

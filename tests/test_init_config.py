@@ -50,6 +50,26 @@ def test_the_tagger_warms_up_and_the_learning_rate_then_stays(tmp_path):
     assert isinstance(config["training"]["optimizer"]["learn_rate"], float)  # no total needed
 
 
+def test_unmask_and_learn_rate_options_reach_the_config(tmp_path):
+    result = CliRunner().invoke(
+        app, ["init-config", str(tmp_path / "config.cfg"), "--unmask", "0011", "--learn-rate", "6e-4"]
+    )
+    assert result.exit_code == 0, result.output
+    config = load_config(tmp_path / "config.cfg")
+    assert config["components"]["llm_tagger"]["model"]["unmask"] == "0011"
+    assert config["training"]["optimizer"]["learn_rate"] == 0.0006
+    assert init_config(tmp_path / "indices.cfg", unmask="3, 5")["components"]["llm_tagger"]["model"]["unmask"] == [3, 5]
+    assert init_config(tmp_path / "default.cfg")["components"]["llm_tagger"]["model"]["unmask"] == "all"
+
+
+@pytest.mark.parametrize("unmask", ["0012", "1,x"])
+def test_a_bad_unmask_option_names_the_forms_it_takes(tmp_path, unmask):
+    result = CliRunner().invoke(app, ["init-config", str(tmp_path / "config.cfg"), "--unmask", unmask])
+    assert result.exit_code == 1
+    assert "0011" in result.output or "0,1,5" in result.output
+    assert not (tmp_path / "config.cfg").exists()
+
+
 def test_a_base_pipeline_comes_first_frozen_and_its_scores_do_not_pick_model_best(tmp_path):
     base = spacy.blank("en")
     base.add_pipe("sentencizer")
