@@ -137,7 +137,7 @@ def init_config(
     gpu: bool = typer.Option(False, help="Settings for a GPU (bfloat16 base weights)"),
     name: str = typer.Option("llm_tagger", help="The component's name in the pipeline"),
     unmask: Optional[str] = typer.Option(
-        None, help='Layers to unmask: all (the default), none, a group pattern such as 0011, or indices 0,1,5'
+        None, help="Layers to unmask: all (the default), none, a group pattern such as 0011, or indices 0,1,5"
     ),
     learn_rate: Optional[float] = typer.Option(
         None, help="The optimizer's learning rate after the warm-up [default: 0.0005]"

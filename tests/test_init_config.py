@@ -58,7 +58,9 @@ def test_unmask_and_learn_rate_options_reach_the_config(tmp_path):
     config = load_config(tmp_path / "config.cfg")
     assert config["components"]["llm_tagger"]["model"]["unmask"] == "0011"
     assert config["training"]["optimizer"]["learn_rate"] == 0.0006
-    assert init_config(tmp_path / "indices.cfg", unmask="3, 5")["components"]["llm_tagger"]["model"]["unmask"] == [3, 5]
+    assert init_config(tmp_path / "indices.cfg", unmask="3, 5")["components"]["llm_tagger"]["model"][
+        "unmask"
+    ] == [3, 5]
     assert init_config(tmp_path / "default.cfg")["components"]["llm_tagger"]["model"]["unmask"] == "all"
 
 
