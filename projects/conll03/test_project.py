@@ -138,7 +138,8 @@ def test_systems_train_with_the_configs_of_the_old_commands():
     """Each old train-NAME command line (study/old_commands.yml) and its system give the same
     training config: the same text, except the Gemma learning rate: the old command lines trained
     at 3e-4 (parsed through ujson as 0.00030000000000000003), the Gemma systems now at 6e-4, the
-    rate `gemma-lr` chose on dev (systems/lr/gemma-0011-3e-4.cfg keeps the old one)."""
+    rate `gemma-lr` chose on dev (systems/lr/gemma-0011-3e-4.cfg keeps the old one), and the
+    Gemma epoch cap: 6 then, 12 now (systems/6ep/ keeps the old one)."""
     systems = scripts_module("systems")
     old = srsly.read_yaml(PROJECT / "study" / "old_commands.yml")["commands"]
     checked = set()
@@ -153,11 +154,13 @@ def test_systems_train_with_the_configs_of_the_old_commands():
         if entry["system"].startswith("gemma-"):
             assert "learn_rate = 0.00030000000000000003" in before and "learn_rate = 0.0006\n" in after
             before = before.replace("0.00030000000000000003", "0.0006")
+            assert "max_epochs = 6\n" in before and "max_epochs = 12\n" in after
+            before = before.replace("max_epochs = 6\n", "max_epochs = 12\n")
         assert before == after, name
         assert systems.same_config(before, after)
         checked.add(entry["system"])
     # systems added after the old commands had none
-    newer = {name for name in systems.names() if name.split("/")[0] in ("curve", "lr", "qlora")}
+    newer = {name for name in systems.names() if name.split("/")[0] in ("curve", "lr", "qlora", "6ep")}
     newer |= {"spacy-sm-ner", "full/gemma-0011-decay", "full/gemma-0011-decay-3ep"}
     assert checked == set(systems.names()) - {"sweep"} - newer
 
@@ -190,13 +193,14 @@ def test_sweep_and_fast_train_as_before():
 
 def test_recorded_seed_runs_are_runs_of_the_systems():
     """The seed runs recorded in results/ (17 trained by the old commands, spacy-sm-ner's 3,
-    gemma-0011's 2, lr/gemma-0011-3e-4's 2 and gemma-unmasked's 1 since; the learning curve's in
+    lr/gemma-0011-3e-4's 2, and 6ep/gemma-0011's 3 and 6ep/gemma-unmasked's 1: Gemma runs with the
+    6-epoch cap, seed 0 of 6ep/gemma-0011 being the lr/gemma-0011-6e-4 probe run; the learning curve's in
     curve/, whose number grows as the curve is trained): seeds.py reads their command back and finds each one a finished
     run of its system as it is now."""
     seeds = scripts_module("seeds")
     root = PROJECT / "results" / "training" / "seeds"
     runs = sorted(path.parent for path in root.glob("**/training_summary.json"))
-    assert len([run for run in runs if run.relative_to(root).parts[0] != "curve"]) == 25
+    assert len([run for run in runs if run.relative_to(root).parts[0] != "curve"]) == 26
     for folder in runs:
         name, _, seed = str(folder.relative_to(root)).rpartition("-s")
         assert seeds.finished(folder, seeds.wanted(name, int(seed), ["--gpu-id", "-1"])), folder.name
