@@ -22,7 +22,7 @@ setup5:
 	bash scripts/setup_env.sh $(VENV5) 5
 
 lint: setup
-	$(VENV)/bin/python -m ruff check spacy_llm_tagger tests
+	$(VENV)/bin/python -m ruff check spacy_llm_tagger tests projects
 	$(VENV)/bin/python -m ruff format --check spacy_llm_tagger tests
 	$(VENV)/bin/python -m mypy
 

