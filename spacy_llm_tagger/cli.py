@@ -9,6 +9,7 @@ import typer
 from wasabi import msg
 
 from .errors import LLMTaggerError
+from .init_config import LEARN_RATE
 from .models.settings import DEFAULT_MODEL_NAME
 
 app = typer.Typer(
@@ -139,9 +140,7 @@ def init_config(
     unmask: Optional[str] = typer.Option(
         None, help="Layers to unmask: all (the default), none, a group pattern such as 0011, or indices 0,1,5"
     ),
-    learn_rate: Optional[float] = typer.Option(
-        None, help="The optimizer's learning rate after the warm-up [default: 0.0005]"
-    ),
+    learn_rate: float = typer.Option(LEARN_RATE, help="The optimizer's learning rate after the warm-up"),
 ) -> None:
     """Write a complete `spacy train` config for an llm_tagger, like `spacy init config`."""
     from .init_config import init_config as run_init_config

@@ -171,17 +171,15 @@ def init_config(
     gpu: bool = False,
     name: str = "llm_tagger",
     unmask: Optional[str] = None,
-    learn_rate: Optional[float] = None,
+    learn_rate: float = LEARN_RATE,
     command: str = "",
 ) -> Config:
     """Write a complete training config to OUTPUT (``-`` = standard output); the config.
 
     ``unmask``: the layers to unmask, as the model setting takes it ("all", "none", a 0/1 group
     pattern such as "0011", or comma-separated layer indices); None keeps the default ("all").
-    ``learn_rate``: None keeps LEARN_RATE.
     """
     make_target(target)  # validates the target, with an error naming the choices
-    learn_rate = LEARN_RATE if learn_rate is None else learn_rate
     if learn_rate <= 0:
         raise ConfigError(f"--learn-rate must be above 0, not {learn_rate}.")
     sourced, pipeline, frozen = "", [name], []
@@ -229,18 +227,11 @@ def init_config(
 
 
 def parse_unmask_option(text: str) -> Union[str, List[int]]:
-    """``--unmask`` as the model setting takes it: "0,1,5" becomes a list of layer indices;
-    "all", "none" and group patterns ("0011") stay strings."""
-    value: Union[str, List[int]] = text.strip()
-    if "," in text:
-        try:
-            value = [int(part) for part in text.split(",") if part.strip()]
-        except ValueError:
-            raise ConfigError(
-                f"--unmask {text!r}: comma-separated values must be layer indices, e.g. 0,1,5."
-            ) from None
+    """``--unmask`` as the model setting takes it, checked by the setting's own parser: "0,1,5"
+    becomes a list of layer indices; "all", "none" and group patterns ("0011") stay strings."""
+    value = text.strip()
     check_unmask_syntax(value)
-    return value
+    return [int(part) for part in value.split(",")] if "," in value else value
 
 
 def _load_base(base_pipeline: str) -> spacy.Language:
