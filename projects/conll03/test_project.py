@@ -579,6 +579,31 @@ def test_saved_results_rebuild_the_tables_elsewhere(project, tmp_path):
     ).read_text()
 
 
+def test_saved_results_keep_the_scored_sweep_patterns(tmp_path):
+    # A sweep of 16 patterns takes longer than a session: the patterns scored in one session are
+    # saved as records, so that the sweep restored on another machine trains only the rest.
+    results = scripts_module("results")
+    project, saved, elsewhere = tmp_path / "project", tmp_path / "results", tmp_path / "elsewhere"
+    scored = project / "sweep" / "gemma" / "unmask_0011"
+    scored.mkdir(parents=True)
+    for name in ("dev_metrics.json", "training_summary.json", "train_command.json"):
+        (scored / name).write_text('{"ents_f": 0.85}\n')
+    (scored / "model-last").mkdir()
+    (scored / "model-last" / "config.cfg").write_text("")
+    unscored = project / "sweep" / "gemma" / "unmask_0001"  # trained, killed before its dev score
+    unscored.mkdir()
+    (unscored / "training_summary.json").write_text("{}\n")
+    results.save(project, saved)
+    assert sorted(p.relative_to(saved).as_posix() for p in saved.rglob("*") if p.is_file()) == [
+        "sweep/gemma/unmask_0011/dev_metrics.json",
+        "sweep/gemma/unmask_0011/train_command.json",
+        "sweep/gemma/unmask_0011/training_summary.json",
+    ]
+    results.restore(elsewhere, saved)
+    assert (elsewhere / "sweep" / "gemma" / "unmask_0011" / "dev_metrics.json").read_text() == '{"ents_f": 0.85}\n'
+    assert not (elsewhere / "sweep" / "gemma" / "unmask_0001").exists()
+
+
 @NEEDS_TRF
 @pytest.mark.slow
 def test_multitask_shared_decoder(project):

@@ -3,7 +3,8 @@
 The models stay out of git, but what the README's tables are made of does not: every
 metrics/**/*.json and *.md and, per finished training run, training_summary.json,
 train_seconds.txt, training_log.jsonl and the command that trained it (train_command.json;
-seed_command.json for seed runs made before systems/). `save` copies them
+seed_command.json for seed runs made before systems/), and per scored sweep pattern
+(sweep/**/dev_metrics.json) its dev metrics and training records. `save` copies them
 under results/ (same relative paths); `restore` copies them back where they are missing, so
 `compare`, `full-table` and `seeds` (which skips finished seeds made by the current commands)
 can go on from runs made on another machine or in another session.
@@ -13,7 +14,7 @@ can go on from runs made on another machine or in another session.
 """
 import shutil
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import typer
 
@@ -30,9 +31,18 @@ def records(root: Path) -> Iterator[Path]:
     # a training folder counts once its run finished (wrote its summary): a half run is
     # retrained, never restored as if it were done
     for summary in root.glob("training/**/training_summary.json"):
-        for name in TRAINING_RECORDS:
-            if (summary.parent / name).exists():
-                yield (summary.parent / name).relative_to(root)
+        yield from run_records(root, summary.parent, TRAINING_RECORDS)
+    # a sweep pattern counts once its model was scored on dev: sweep.py skips it then, so a
+    # restored sweep goes on with the patterns that are left
+    for scored in root.glob("sweep/**/dev_metrics.json"):
+        yield from run_records(root, scored.parent, ("dev_metrics.json", *TRAINING_RECORDS))
+
+
+def run_records(root: Path, folder: Path, names: Iterable[str]) -> Iterator[Path]:
+    """The files NAMES of the run in FOLDER that exist, relative to ROOT."""
+    for name in names:
+        if (folder / name).exists():
+            yield (folder / name).relative_to(root)
 
 
 def copy_records(source: Path, target: Path, overwrite: bool) -> int:
