@@ -138,7 +138,7 @@ def main(args: Optional[List[str]] = None) -> None:
                                checkpoint_steps=run["checkpoint_steps"])
     seconds = progress.seconds
     (output_dir / "train_seconds.txt").write_text(f"{seconds:.1f}\n")
-    summary = summarize(log_file, seconds)
+    summary = summarize(log_file, seconds, progress.step, progress.epoch)
     (output_dir / "training_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     if recorded is not None:
         record = {"system": run["system"], "seed": config_values["system"]["seed"], "gpu_id": run["gpu"],
@@ -148,8 +148,9 @@ def main(args: Optional[List[str]] = None) -> None:
           f"best dev score {summary.get('best_score')} at step {summary.get('best_step')}")
 
 
-def summarize(log_file: Path, seconds: float) -> dict:
-    """Steps and epochs run and the best evaluation, read from the logger's JSONL."""
+def summarize(log_file: Path, seconds: float, last_step: int, last_epoch: int) -> dict:
+    """The last step and its epoch (the run's own count: a run evaluated less often than it
+    stepped trained past its last evaluation) and the best evaluation, from the logger's JSONL."""
     summary: dict = {
         "seconds": round(seconds, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
@@ -161,7 +162,7 @@ def summarize(log_file: Path, seconds: float) -> dict:
         return summary
     best = max(rows, key=lambda row: (row["score"], -row["step"]))
     summary.update(
-        steps=rows[-1]["step"], epochs_completed=rows[-1]["epoch"], evaluations=len(rows),
+        steps=last_step, epochs_completed=last_epoch, evaluations=len(rows),
         best_step=best["step"], best_score=round(best["score"], 4),
     )
     return summary
