@@ -306,6 +306,7 @@ def run_loop(
         finalize_logger()
         save_model(False)
     progress.seconds = seconds_before + time.perf_counter() - start
+    progress.epoch, progress.batches_in_epoch = position.epoch, position.batches_in_epoch
     finish_checkpoint(output / CHECKPOINT_FOLDER, progress, config_text)
     if optimizer.averages:
         nlp.use_params(optimizer.averages)

@@ -55,6 +55,17 @@ def test_trains_the_steps_of_spacy_train(overrides, tmp_path):
     assert (tmp_path / "ours" / "model-best" / "meta.json").exists()
 
 
+def test_a_run_that_is_not_evaluated_records_where_it_ended(tiny_model_dir, tmp_path):
+    # A run scored only afterwards (a sweep: eval_frequency above its length) still reports the
+    # steps and epochs it trained, not those of its one evaluation at step 0.
+    overrides = tiny_training(
+        tmp_path, tiny_model_dir, **{"training.max_epochs": 2, "training.eval_frequency": 1000}
+    )
+    progress = train_resumable(CONFIG, tmp_path / "run", overrides)
+    assert progress.finished and [s for _, s in progress.results] == [0]
+    assert progress.step > 1 and progress.epoch == 1
+
+
 def test_a_killed_run_goes_on_from_its_checkpoint(overrides, tmp_path, monkeypatch, capsys):
     overrides = {**overrides, "training.logger.output_file": str(tmp_path / "killed" / "log.jsonl")}
     train_resumable(CONFIG, tmp_path / "whole", overrides)
