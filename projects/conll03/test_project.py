@@ -626,6 +626,14 @@ def test_sweep_ranks_every_pattern(project):
     ranking = json.loads((root / "sweep" / "ranking.json").read_text())
     runs = sorted((r["pattern"], r["keep_layers"]) for r in ranking)
     assert runs == [(p, 2) for p in ("00", "01", "10", "11")]
+    # the other scripts that load a trained pipeline read such a one from study/ too
+    output = root / "metrics" / "windows" / "relative-model.json"
+    subprocess.run(
+        [sys.executable, "../scripts/windows.py", "../sweep/unmask_11_k2/model-last", "../corpus/test.spacy",
+         "../metrics/windows/relative-model.json", "--documents", "1", "--windows", "0"],
+        cwd=root / "study", check=True,
+    )
+    assert json.loads(output.read_text())["documents"] == 1
 
 
 @NEEDS_TRF

@@ -30,7 +30,7 @@ from spacy.training import Corpus, Example
 from spacy_llm_tagger.corpus import create_sentence_corpus, tokens_only
 
 sys.path.insert(0, str(Path(__file__).parent))
-from systems import PROJECT, SYSTEMS, TEST_DATA, fingerprint  # noqa: E402
+from systems import PROJECT, SYSTEMS, TEST_DATA, fingerprint, from_project  # noqa: E402
 
 
 def environment() -> Dict[str, str]:
@@ -154,12 +154,10 @@ def targets(target: str, data: Optional[Path], output: Optional[Path]) -> tuple:
     if Path(target).is_dir():
         if data is None or output is None:
             raise typer.BadParameter(f"{target} is a pipeline folder: give DATA and OUTPUT too")
-        return Path(target), data, output
+        return tuple(from_project(Path(target), data, output))
     if not (SYSTEMS / f"{target}.cfg").is_file():
         raise typer.BadParameter(f"{target!r} is neither a pipeline folder nor a system in {SYSTEMS}")
-    data = data.resolve() if data else Path(TEST_DATA)
-    output = output.resolve() if output else Path("metrics") / f"{target}.json"
-    os.chdir(PROJECT)  # a system's paths are the project's, whatever the current folder
+    data, output = from_project(data or PROJECT / TEST_DATA, output or PROJECT / "metrics" / f"{target}.json")
     return Path("training") / target / "model-best", data, output
 
 

@@ -33,7 +33,15 @@ from typing import Dict, List, Optional, Set, Tuple
 import typer
 
 sys.path.insert(0, str(Path(__file__).parent))
-from systems import PROJECT, TEST_DATA, config_text, fingerprint, parse_train_command, same_config  # noqa: E402
+from systems import (  # noqa: E402
+    PROJECT,
+    TEST_DATA,
+    config_text,
+    fingerprint,
+    parse_train_command,
+    project_relative,
+    same_config,
+)
 from train import COMMAND_FILE, plan  # noqa: E402
 
 SCRIPTS = Path(__file__).resolve().parent
@@ -101,7 +109,7 @@ def read_run(seed: int, metrics: Path, training: Path) -> dict:
         "dev_f": 100 * summary.get("best_score", float("nan")),
         "best_step": summary.get("best_step"),
         "train_s": summary.get("seconds", float("nan")),
-        "training": str(relative(training)),
+        "training": str(project_relative(training)),
     }
 
 
@@ -232,9 +240,9 @@ def main(
                     print(f"{training} was trained with other settings: training it again", flush=True)
                 metrics.unlink(missing_ok=True)
                 print(f"Training {name}, seed {seed}", flush=True)
-                run([SCRIPTS / "train.py", name, "--seed", seed, "--output", relative(training), *train_args])
+                run([SCRIPTS / "train.py", name, "--seed", seed, "--output", project_relative(training), *train_args])
             if not scores_run(metrics, training, documents):
-                run([SCRIPTS / "evaluate.py", relative(training / "model-best"), TEST_DATA, relative(metrics),
+                run([SCRIPTS / "evaluate.py", project_relative(training / "model-best"), TEST_DATA, project_relative(metrics),
                      "--sentences", sentences, "--documents", documents])
             runs[seed] = read_run(seed, metrics, training)
         earlier = known_seeds(PROJECT, name, previous) - set(runs)
@@ -248,11 +256,6 @@ def main(
     output.mkdir(parents=True, exist_ok=True)
     (output / "seeds.json").write_text(json.dumps(rows, indent=2) + "\n")
     print(write_table(rows, output / "table.md"))
-
-
-def relative(path: Path) -> Path:
-    """PATH from the project folder, where the scripts run (as the records name paths)."""
-    return path.relative_to(PROJECT) if path.is_relative_to(PROJECT) else path
 
 
 def run(args: List[object]) -> None:

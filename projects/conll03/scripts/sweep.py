@@ -66,9 +66,7 @@ def main(
                 str(out / "model-last"), str(dev), str(metrics_file),
                 "--sentences", str(dev_sentences),
             ]
-            # from the project folder, as train.py runs: a model named by a relative path
-            # (assets/gemma-3-270m-q4_k_m.gguf) is the project's, whatever the current folder
-            subprocess.run(evaluate, check=True, stdout=subprocess.DEVNULL, cwd=PROJECT)
+            subprocess.run(evaluate, check=True, stdout=subprocess.DEVNULL)
             print(f"    done in {time.perf_counter() - start:.0f} s", flush=True)
         score = json.loads(metrics_file.read_text()).get(score_key) or 0.0
         results.append({"pattern": pattern, "keep_layers": k, score_key: score})

@@ -19,6 +19,7 @@ seed and any command-line overrides on top. Names may have folders (`full/trf-ne
 """
 import hashlib
 import math
+import os
 import shlex
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -32,6 +33,21 @@ PROJECT = Path(__file__).resolve().parent.parent
 SYSTEMS = PROJECT / "systems"
 TEST_DATA = "corpus/test.spacy"
 OURS = "spacy-llm-tagger."  # architectures that load `package:` model names themselves
+
+
+def project_relative(path: Path) -> Path:
+    """PATH from the project folder, where the scripts run (as the records name paths)."""
+    return path.relative_to(PROJECT) if path.is_relative_to(PROJECT) else path
+
+
+def from_project(*paths: Path) -> List[Path]:
+    """PATHS, given from the current folder, as seen from the project folder, which becomes the
+    current folder: systems name corpus/ and assets/ relative to it, and so does a pipeline
+    trained from one (Gemma's base model, assets/gemma-3-270m-q4_k_m.gguf), whatever folder a
+    script is started from (study/)."""
+    resolved = [path.resolve() for path in paths]
+    os.chdir(PROJECT)
+    return [project_relative(path) for path in resolved]
 
 
 def system_file(name: str) -> Path:

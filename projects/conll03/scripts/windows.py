@@ -15,6 +15,7 @@ import spacy
 import typer
 from evaluate import document_examples, score_docs  # scripts/evaluate.py
 from spacy.training import Example
+from systems import from_project  # scripts/systems.py
 
 from spacy_llm_tagger.corpus import tokens_only
 
@@ -30,6 +31,7 @@ def main(
     documents: int = typer.Option(40, help="Use the first N documents (0 = all)"),
     windows: str = typer.Option("0,64,128,256,512", help="inference_window values (0 = learned)"),
 ) -> None:
+    model, data, output = from_project(model, data, output)
     nlp = spacy.load(model)
     whole = document_examples(nlp, data, documents)
     sentences = [
