@@ -233,9 +233,13 @@ def run_loop(
                 shutil.rmtree(output / helpers.model_best)
             shutil.copytree(output / helpers.model_last, output / helpers.model_best)
 
-    def keep_checkpoint() -> None:
+    def note_position() -> None:
+        """Where the run is now, into ``progress``: its data position and its training time."""
         progress.epoch, progress.batches_in_epoch = position.epoch, position.batches_in_epoch
         progress.seconds = seconds_before + time.perf_counter() - start
+
+    def keep_checkpoint() -> None:
+        note_position()
         save_checkpoint(
             output / CHECKPOINT_FOLDER, nlp, optimizer, progress, config_text, position.shuffle_states
         )
@@ -305,8 +309,7 @@ def run_loop(
     finally:
         finalize_logger()
         save_model(False)
-    progress.seconds = seconds_before + time.perf_counter() - start
-    progress.epoch, progress.batches_in_epoch = position.epoch, position.batches_in_epoch
+    note_position()
     finish_checkpoint(output / CHECKPOINT_FOLDER, progress, config_text)
     if optimizer.averages:
         nlp.use_params(optimizer.averages)

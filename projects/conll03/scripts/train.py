@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 import spacy_llm_tagger  # noqa: F401  (registers the llm_tagger pieces)
+from spacy_llm_tagger.checkpoints import TrainingProgress
 from spacy_llm_tagger.errors import ModelNotFoundError
 from spacy_llm_tagger.models.loading import PACKAGE_PREFIX, package_path
 from spacy_llm_tagger.resumable_training import train_resumable
@@ -136,24 +137,25 @@ def main(args: Optional[List[str]] = None) -> None:
     # a stopped run of the same config goes on from its checkpoint; anything else starts over
     progress = train_resumable(Path(config_path), output_dir, overrides, use_gpu=run["gpu"], restart_stale=True,
                                checkpoint_steps=run["checkpoint_steps"])
-    seconds = progress.seconds
-    (output_dir / "train_seconds.txt").write_text(f"{seconds:.1f}\n")
-    summary = summarize(log_file, seconds, progress.step, progress.epoch)
+    (output_dir / "train_seconds.txt").write_text(f"{progress.seconds:.1f}\n")
+    summary = summarize(log_file, progress)
     (output_dir / "training_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     if recorded is not None:
         record = {"system": run["system"], "seed": config_values["system"]["seed"], "gpu_id": run["gpu"],
                   "command": command, "config": recorded}
         (output_dir / COMMAND_FILE).write_text(json.dumps(record, indent=2) + "\n")
-    print(f"Training took {seconds:.0f} s, {summary.get('steps')} steps; "
+    print(f"Training took {progress.seconds:.0f} s, {summary['steps']} steps; "
           f"best dev score {summary.get('best_score')} at step {summary.get('best_step')}")
 
 
-def summarize(log_file: Path, seconds: float, last_step: int, last_epoch: int) -> dict:
-    """The last step and its epoch (the run's own count: a run evaluated less often than it
+def summarize(log_file: Path, progress: TrainingProgress) -> dict:
+    """Time, the last step and its epoch (the run's own count: a run evaluated less often than it
     stepped trained past its last evaluation) and the best evaluation, from the logger's JSONL."""
     summary: dict = {
-        "seconds": round(seconds, 1),
+        "seconds": round(progress.seconds, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "steps": progress.step,
+        "epochs_completed": progress.epoch,
     }
     if not log_file.exists():
         return summary
@@ -161,10 +163,7 @@ def summarize(log_file: Path, seconds: float, last_step: int, last_epoch: int) -
     if not rows:
         return summary
     best = max(rows, key=lambda row: (row["score"], -row["step"]))
-    summary.update(
-        steps=last_step, epochs_completed=last_epoch, evaluations=len(rows),
-        best_step=best["step"], best_score=round(best["score"], 4),
-    )
+    summary.update(evaluations=len(rows), best_step=best["step"], best_score=round(best["score"], 4))
     return summary
 
 
