@@ -161,7 +161,7 @@ def test_systems_train_with_the_configs_of_the_old_commands():
         checked.add(entry["system"])
     # systems added after the old commands had none
     newer = {name for name in systems.names() if name.split("/")[0] in ("curve", "lr", "qlora", "6ep")}
-    newer |= {"spacy-sm-ner", "full/gemma-0011-decay", "full/gemma-0011-decay-3ep"}
+    newer |= {"spacy-sm-ner", "full/gemma-0011-decay", "full/gemma-0011-decay-3ep", "gemma-0111"}
     assert checked == set(systems.names()) - {"sweep", "sweep-gemma"} - newer
 
 
@@ -195,13 +195,13 @@ def test_recorded_seed_runs_are_runs_of_the_systems():
     """The seed runs recorded in results/ (17 trained by the old commands, spacy-sm-ner's 3,
     lr/gemma-0011-3e-4's 2, and 6ep/gemma-0011's 3 and 6ep/gemma-unmasked's 1: Gemma runs with the
     6-epoch cap, seed 0 of 6ep/gemma-0011 being the lr/gemma-0011-6e-4 probe run; with the 12-epoch
-    cap since, gemma-0011's 3, gemma-unmasked's 3 and gemma-causal's 3; the learning curve's in
-    curve/, whose number grows as the curve is trained): seeds.py reads their command back and finds each one a finished
+    cap since, gemma-0011's 3, gemma-unmasked's 3, gemma-causal's 3 and gemma-0111's 3 (sweep-gemma's
+    best pattern); the learning curve's in curve/, whose number grows as the curve is trained): seeds.py reads their command back and finds each one a finished
     run of its system as it is now."""
     seeds = scripts_module("seeds")
     root = PROJECT / "results" / "training" / "seeds"
     runs = sorted(path.parent for path in root.glob("**/training_summary.json"))
-    assert len([run for run in runs if run.relative_to(root).parts[0] != "curve"]) == 35
+    assert len([run for run in runs if run.relative_to(root).parts[0] != "curve"]) == 38
     for folder in runs:
         name, _, seed = str(folder.relative_to(root)).rpartition("-s")
         assert seeds.finished(folder, seeds.wanted(name, int(seed), ["--gpu-id", "-1"])), folder.name
