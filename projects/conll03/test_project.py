@@ -161,7 +161,8 @@ def test_systems_train_with_the_configs_of_the_old_commands():
         checked.add(entry["system"])
     # systems added after the old commands had none
     newer = {name for name in systems.names() if name.split("/")[0] in ("curve", "lr", "qlora", "6ep")}
-    newer |= {"spacy-sm-ner", "full/gemma-0011-decay", "full/gemma-0011-decay-3ep", "full/gemma-0111-decay", "gemma-0111"}
+    newer |= {"spacy-sm-ner", "full/gemma-0011-decay", "full/gemma-0011-decay-3ep", "full/gemma-0111-decay", "gemma-0111",
+              "gemma-0010", "gemma-1010", "gemma-0101"}
     assert checked == set(systems.names()) - {"sweep", "sweep-gemma"} - newer
 
 
